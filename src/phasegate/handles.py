@@ -1,0 +1,115 @@
+"""Handle canonicalisation: one spelling per person in Postgres.
+
+The app normalised handles three ways (or not at all). Canonical form: trim,
+strip leading ``@``, lowercase; ``-`` and ``_`` are kept as written, because
+real handles such as ``ops-agent`` have hyphens.
+
+>>> canonical_handle("  @Seth ")
+'seth'
+>>> canonical_handle("ops-agent")
+'ops-agent'
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from phasegate.findings import Finding
+from phasegate.values import DecodeError
+
+SYSTEM_ACCOUNTS = frozenset(
+    {
+        "vibe",
+        "system",
+        "echo",
+        "ops-agent",
+        "welcome-agent",
+        "solienne",
+        "scout",
+        "claudevibe",
+        "gptvibe",
+        "geminivibe",
+    }
+)
+
+
+def canonical_handle(raw: str, field: str = "handle") -> str:
+    """The canonical handle; an empty result is an error.
+
+    >>> canonical_handle("@@Ops-Agent")
+    'ops-agent'
+    """
+    if not isinstance(raw, str):
+        raise DecodeError(f"expected a handle, got {raw!r}", field)
+    handle = raw.strip().lstrip("@").strip().lower()
+    if not handle:
+        raise DecodeError(f"empty handle {raw!r}", field)
+    return handle
+
+
+class HandleBook:
+    """Collects the spellings seen for each canonical handle during one decode.
+
+    >>> book = HandleBook("streaks")
+    >>> book.canonical("@Seth", "streak:@Seth")
+    'seth'
+    >>> book.canonical("seth", "streak:seth")
+    'seth'
+    >>> [f.kind for f in book.findings()]
+    ['merged_spellings']
+    """
+
+    def __init__(self, type_id: str) -> None:
+        self.type_id = type_id
+        self._spellings: dict[str, set[str]] = defaultdict(set)
+        self._example: dict[str, str] = {}
+
+    def canonical(self, raw: str, key: str, field: str = "handle") -> str:
+        handle = canonical_handle(raw, field)
+        self._spellings[handle].add(raw)
+        self._example.setdefault(handle, key)
+        return handle
+
+    def findings(self) -> list[Finding]:
+        """One ``merged_spellings`` finding per handle written several ways.
+
+        Suspected '-'/'_' duplicates are reported once, by the users mapping.
+        """
+        out = []
+        for handle, spellings in sorted(self._spellings.items()):
+            if len(spellings) > 1:
+                shown = ", ".join(repr(s) for s in sorted(spellings))
+                out.append(
+                    Finding(
+                        self.type_id,
+                        "merged_spellings",
+                        self._example[handle],
+                        f"handle {handle!r} folded from {shown}",
+                    )
+                )
+        return out
+
+
+def suspected_duplicates(type_id: str, handles: set[str]) -> list[Finding]:
+    """Handles equal once ``-`` and ``_`` are folded: reported, never merged.
+
+    >>> [f.detail for f in suspected_duplicates("users", {"ops-agent", "ops_agent", "x"})]
+    ["handles 'ops-agent', 'ops_agent' differ only by '-'/'_' (not merged)"]
+    """
+    groups: dict[str, list[str]] = defaultdict(list)
+    for handle in sorted(handles):
+        groups[handle.replace("-", "_")].append(handle)
+    out = []
+    for members in groups.values():
+        if len(members) > 1:
+            key = f"user:{members[0]}"
+            shown = ", ".join(repr(m) for m in members)
+            out.append(
+                Finding(
+                    type_id,
+                    "suspected_duplicate",
+                    key,
+                    f"handles {shown} differ only by '-'/'_' (not merged)",
+                )
+            )
+    return out

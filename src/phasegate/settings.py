@@ -1,0 +1,211 @@
+"""Every phasegate setting, declared once and resolved once.
+
+Precedence: CLI flag, then ``PHASEGATE_*`` environment variable, then
+``[tool.phasegate]`` in pyproject.toml, then the default. The README's settings
+table is generated from :data:`SETTINGS` (``phasegate settings``) so the two
+cannot drift.
+
+>>> s = resolve(flags={"seed": "3"}, env={"PHASEGATE_SEED": "5"}, pyproject={})
+>>> s.seed
+3
+>>> redact_url("postgresql://app:hunter2@db:5432/vibe")
+'postgresql://app:***@db:5432/vibe'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from phasegate.errors import UsageError
+
+PHASES = ("A", "B", "C", "D")
+SCALES = ("now", "6mo", "12mo")
+
+
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _phase(raw: str) -> str:
+    return _choice(*PHASES)(raw.strip().upper())
+
+
+def _url(raw: str) -> str:
+    value = raw.strip()
+    if "://" not in value:
+        raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, where it can come from, and what it means."""
+
+    name: str
+    default: Any
+    parse: Callable[[str], Any]
+    help: str
+    metavar: str = ""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "PHASEGATE_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("kv_url", None, _url, "Target Redis/Upstash KV to verify (read only).", "URL"),
+    Setting("pg_url", None, _url, "Target Postgres to verify (read only).", "URL"),
+    Setting(
+        "sandbox_kv_url",
+        None,
+        _url,
+        "Redis server for scratch stores (one DB per worker); default: embedded Valkey.",
+        "URL",
+    ),
+    Setting(
+        "sandbox_pg_url",
+        None,
+        _url,
+        "Postgres server for scratch databases; default: embedded Postgres.",
+        "URL",
+    ),
+    Setting(
+        "docker",
+        "auto",
+        _choice("auto", "never"),
+        "Use testcontainers when a Docker daemon answers a 2 s ping (auto) or never.",
+        "auto|never",
+    ),
+    Setting("phase", None, _phase, "Phase whose exit gate runs: A, B, C or D.", "A|B|C|D"),
+    Setting("seed", 7, int, "Seed for fixture generation and the parity sample.", "N"),
+    Setting("scale", "now", _choice(*SCALES), "Fixture scale: now, 6mo or 12mo.", "SCALE"),
+    Setting("reports_dir", "reports", str, "Where gate runs write their reports.", "DIR"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one run; immutable once made."""
+
+    kv_url: str | None
+    pg_url: str | None
+    sandbox_kv_url: str | None
+    sandbox_pg_url: str | None
+    docker: str
+    phase: str | None
+    seed: int
+    scale: str
+    reports_dir: str
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{s.name}={redact_url(v) if isinstance(v := getattr(self, s.name), str) else v!r}"
+            for s in SETTINGS
+        )
+        return f"Settings({shown})"
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """Rows of (setting, value with secrets hidden, where it came from)."""
+        rows = []
+        for s in SETTINGS:
+            value = getattr(self, s.name)
+            text = redact_url(value) if isinstance(value, str) else str(value)
+            rows.append((s.name, text, self.sources.get(s.name, "default")))
+        return rows
+
+
+def load_pyproject(start: Path | None = None) -> dict[str, Any]:
+    """Return ``[tool.phasegate]`` from the nearest pyproject.toml above ``start``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            with candidate.open("rb") as fh:
+                data = tomllib.load(fh)
+            section = data.get("tool", {}).get("phasegate", {})
+            return dict(section) if isinstance(section, dict) else {}
+    return {}
+
+
+def resolve(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    pyproject: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every setting: flag, then environment, then pyproject, then default.
+
+    ``flags`` maps setting names to values given on the command line (``None``
+    means not given). Unknown pyproject keys are an error, so typos do not pass.
+    """
+    flags = flags or {}
+    env = os.environ if env is None else env
+    pyproject = load_pyproject() if pyproject is None else pyproject
+    unknown = sorted(set(pyproject) - set(_BY_NAME))
+    if unknown:
+        raise UsageError(
+            f"unknown setting(s) in [tool.phasegate]: {', '.join(unknown)}",
+            hint=f"known settings: {', '.join(_BY_NAME)}",
+        )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for s in SETTINGS:
+        for origin, raw in (
+            (s.flag, flags.get(s.name)),
+            (s.env, env.get(s.env) or None),
+            ("pyproject.toml", pyproject.get(s.name)),
+        ):
+            if raw is None:
+                continue
+            try:
+                values[s.name] = s.parse(str(raw))
+            except ValueError as exc:
+                shown = redact_url(str(raw))
+                raise UsageError(f"{origin}={shown}: {exc}", hint=s.help) from None
+            sources[s.name] = origin
+            break
+        else:
+            values[s.name] = s.default
+    return Settings(**values, sources=sources)
+
+
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
+
+
+def redact_url(text: str) -> str:
+    """Hide the password of every URL in ``text``.
+
+    >>> redact_url("redis://default:s3cret@kv.upstash.io:6379")
+    'redis://default:***@kv.upstash.io:6379'
+    >>> redact_url("redis://:s3cret@host/0")
+    'redis://:***@host/0'
+    """
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+def settings_table() -> str:
+    """The README table of settings, in Markdown."""
+    lines = ["| setting | flag | environment | default | meaning |", "|---|---|---|---|---|"]
+    for s in SETTINGS:
+        default = "(none)" if s.default is None else f"`{s.default}`"
+        lines.append(f"| {s.name} | `{s.flag}` | `{s.env}` | {default} | {s.help} |")
+    return "\n".join(lines)
