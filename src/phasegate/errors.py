@@ -31,9 +31,3 @@ class UsageError(PhasegateError):
 
 class ServerError(PhasegateError):
     """A server could not be started or reached; says what was tried."""
-
-
-class GateFailed(PhasegateError):
-    """A gate ran and found the migration not ready."""
-
-    exit_code = EXIT_GATE_FAILED

@@ -84,9 +84,6 @@ def excerpt(value: object, limit: int = 200) -> str:
     >>> excerpt(b'{"a":\\xff}')
     '{"a":\\\\xff}'
     """
-    if isinstance(value, bytes):
-        text = value.decode("utf-8", "backslashreplace")
-    else:
-        text = repr(value)
+    text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else repr(value)
     text = text.replace("\x00", "\\x00")
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

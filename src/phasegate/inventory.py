@@ -86,10 +86,12 @@ def group_entries(
         elif where.kind == "unmapped":
             inventory.keyspace_findings.append(
                 Finding(
-                    "keyspace", "unmapped_key", entry.key,
+                    "keyspace",
+                    "unmapped_key",
+                    entry.key,
                     f"{entry.rtype} key matches no data type and is not on the KV-only list; "
                     "map it or add it to the KV-only list",
-                )  # fmt: skip
+                )
             )
         elif where.type_id in wanted:
             assert where.type_id is not None
@@ -97,9 +99,11 @@ def group_entries(
                 if where.type_id in inventory.types:
                     inventory.types[where.type_id].decoded.findings.append(
                         Finding(
-                            where.type_id, "wrong_type", entry.key,
+                            where.type_id,
+                            "wrong_type",
+                            entry.key,
                             f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
-                        )  # fmt: skip
+                        )
                     )
                 continue
             assert where.variant is not None

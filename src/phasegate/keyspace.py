@@ -1,20 +1,38 @@
-"""Reading a Redis keyspace: SCAN (never KEYS), then pipelined TYPE and reads.
+"""Reading a Redis keyspace: SCAN (never KEYS) and batched, read-only reads.
 
-Values come back as raw bytes so decoding, and its findings, stay in one place.
+One ``SCAN ... TYPE t`` pass per Redis type tells each key's TYPE without a
+TYPE command per key; strings are read with MGET and lists, sets, hashes and
+sorted sets with one read-only Lua call (``EVAL_RO``) per batch, falling back
+to pipelined per-key reads where scripts are not allowed. Keys of any other
+TYPE (streams, module types) are still reported, found by a last plain pass
+when the typed passes saw fewer keys than DBSIZE. Values stay raw bytes so
+decoding, and its findings, live in one place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import redis
 
 # A raw Redis value: STRING bytes, HASH dict, LIST list, SET set, ZSET pairs.
 RawValue = bytes | dict[bytes, bytes] | list[bytes] | set[bytes] | list[tuple[bytes, float]]
 
-_READERS = {
-    "string": lambda p, k: p.get(k),
+TYPES = ("string", "hash", "list", "set", "zset")
+_BULK_READ = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = ARGV[1]
+  if t == 'list' then out[i] = redis.call('LRANGE', key, 0, -1)
+  elseif t == 'set' then out[i] = redis.call('SMEMBERS', key)
+  elseif t == 'hash' then out[i] = redis.call('HGETALL', key)
+  else out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES') end
+end
+return out
+"""
+_PER_KEY = {
     "hash": lambda p, k: p.hgetall(k),
     "list": lambda p, k: p.lrange(k, 0, -1),
     "set": lambda p, k: p.smembers(k),
@@ -30,6 +48,11 @@ class KvEntry:
     rtype: str
     value: RawValue | None
 
+    def elements(self) -> list[bytes]:
+        """The elements of a LIST value."""
+        assert isinstance(self.value, list), self.key
+        return cast(list[bytes], self.value)
+
 
 def key_text(raw: bytes) -> str:
     """A key name as text; invalid UTF-8 is escaped, never dropped.
@@ -41,16 +64,56 @@ def key_text(raw: bytes) -> str:
 
 
 def scan_keys(
-    client: redis.Redis, match: str | None = None, batch: int = 1000
+    client: redis.Redis, match: str | None = None, batch: int = 1000, rtype: str | None = None
 ) -> Iterator[list[bytes]]:
-    """Batches of key names, by SCAN cursor."""
+    """Batches of key names, by SCAN cursor (optionally of one Redis TYPE)."""
     cursor = 0
     while True:
-        cursor, keys = client.scan(cursor, match=match, count=batch)
+        cursor, keys = client.scan(cursor, match=match, count=batch, _type=rtype)
         if keys:
-            yield keys
+            yield cast(list[bytes], keys)
         if cursor == 0:
             return
+
+
+class _Reader:
+    """Batched value reads for one client; remembers whether scripts work."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.scripts = True
+
+    def read(self, rtype: str, keys: Sequence[bytes]) -> list[Any]:
+        if rtype == "string":
+            return list(self.client.mget(keys))
+        if self.scripts:
+            try:
+                replies = self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "EVAL_RO", _BULK_READ, len(keys), *keys, rtype
+                )
+                return [_shape(rtype, r) for r in replies]
+            except redis.ResponseError as exc:
+                if "WRONGTYPE" not in str(exc):  # scripts unavailable here: stop trying
+                    self.scripts = False
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+            _PER_KEY[rtype](pipe, key)
+        replies = pipe.execute(raise_on_error=False)
+        out: list[Any] = []
+        for actual, value in zip(replies[::2], replies[1::2], strict=True):
+            out.append(value if actual.decode() == rtype else None)  # type changed: skip
+        return out
+
+
+def _shape(rtype: str, reply: list[bytes]) -> Any:
+    if rtype == "hash":
+        return dict(zip(reply[::2], reply[1::2], strict=True))
+    if rtype == "set":
+        return set(reply)
+    if rtype == "zset":
+        return [(m, float(s)) for m, s in zip(reply[::2], reply[1::2], strict=True)]
+    return reply
 
 
 def read_entries(
@@ -63,32 +126,38 @@ def read_entries(
 ) -> Iterator[KvEntry]:
     """Every key with its TYPE; values read only where ``want(key, rtype)``.
 
-    Two pipelined round trips per SCAN batch: one for TYPE, one for values.
     Keys that vanish between SCAN and read are skipped (they no longer exist).
     """
-    for keys in scan_keys(client, match, batch):
+    reader = _Reader(client)
+    size_before = client.dbsize()
+    seen = 0
+    for rtype in TYPES:
+        for keys in scan_keys(client, match, batch, rtype):
+            seen += len(keys)
+            names = [key_text(k) for k in keys]
+            wanted = [i for i, name in enumerate(names) if want(name, rtype)]
+            values = reader.read(rtype, [keys[i] for i in wanted]) if wanted else []
+            for i, value in zip(wanted, values, strict=True):
+                if value is None or (rtype != "string" and not value):
+                    continue
+                yield KvEntry(names[i], rtype, value)
+            chosen = set(wanted)
+            for i, name in enumerate(names):
+                if i not in chosen:
+                    yield KvEntry(name, rtype, None)
+            if on_batch is not None:
+                on_batch(len(keys))
+    if match is None and seen < min(size_before, client.dbsize()):
+        yield from _other_types(client, batch)
+
+
+def _other_types(client: redis.Redis, batch: int) -> Iterator[KvEntry]:
+    """Keys whose TYPE is none of :data:`TYPES` (streams, module types)."""
+    for keys in scan_keys(client, None, batch):
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.type(key)
-        types = [t.decode() for t in pipe.execute()]
-        pipe = client.pipeline(transaction=False)
-        wanted: list[tuple[str, str]] = []
-        skipped: list[KvEntry] = []
-        for raw_key, rtype in zip(keys, types, strict=True):
-            name = key_text(raw_key)
-            if rtype == "none":
-                continue
-            reader = _READERS.get(rtype)
-            if reader is not None and want(name, rtype):
-                reader(pipe, raw_key)
-                wanted.append((name, rtype))
-            else:
-                skipped.append(KvEntry(name, rtype, None))
-        values = pipe.execute() if wanted else []
-        for (name, rtype), value in zip(wanted, values, strict=True):
-            if value is None or (rtype != "string" and not value):
-                continue  # deleted between TYPE and read
-            yield KvEntry(name, rtype, value)
-        yield from skipped
-        if on_batch is not None:
-            on_batch(len(keys))
+        for key, rtype in zip(keys, pipe.execute(), strict=True):
+            name = rtype.decode()
+            if name not in TYPES and name != "none":
+                yield KvEntry(key_text(key), name, None)

@@ -38,7 +38,8 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                     previous = c.out.records.get(key)
                     if previous is not None and previous["unlocked_at"] is not None:
                         continue  # same badge under two spellings: keep the dated copy
-                    c.out.records[key] = {"handle": handle, "badge": name, "unlocked_at": unlocked}
+                    record = {"handle": handle, "badge": name, "unlocked_at": unlocked}
+                    c.put(key, record, entry.key)
     return c.out
 
 

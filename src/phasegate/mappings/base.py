@@ -60,10 +60,11 @@ VariantEntry = tuple[str, KvEntry]
 
 @dataclass
 class Decoded:
-    """Canonical records by record key, plus the findings made on the way."""
+    """Canonical records by record key, the KV key each came from, and findings."""
 
     records: dict[RecordKey, Record] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
+    sources: dict[RecordKey, str] = field(default_factory=dict)
 
 
 class Collector:
@@ -78,6 +79,11 @@ class Collector:
     ) -> None:
         shown = None if raw is None else excerpt(raw)
         self.out.findings.append(Finding(self.type_id, kind, key, detail, field, shown))
+
+    def put(self, rkey: RecordKey, record: Record, source: str) -> None:
+        """Store ``record``; ``source`` is the KV key (``key#field``) it came from."""
+        self.out.records[rkey] = record
+        self.out.sources[rkey] = source
 
     @contextlib.contextmanager
     def guard(self, key: str, raw: object) -> Iterator[None]:
@@ -150,11 +156,12 @@ class Mapping:
             if problem is not None:
                 field_name, reason = problem
                 del decoded.records[rkey]
+                source = decoded.sources.pop(rkey, f"{self.table}:{':'.join(map(str, rkey))}")
                 decoded.findings.append(
                     Finding(
                         self.type_id,
                         "rejected_by_postgres",
-                        f"{self.table}:{':'.join(map(str, rkey))}",
+                        source,
                         reason,
                         field_name,
                         excerpt(record.get(field_name)),
@@ -165,18 +172,18 @@ class Mapping:
     def to_row(self, record: Record) -> tuple[Any, ...]:
         """A canonical record as a row tuple in column order, ready for psycopg."""
         return tuple(
-            Jsonb(record[c.name]) if c.kind == "json" and record[c.name] is not None
+            Jsonb(record[c.name])
+            if c.kind == "json" and record[c.name] is not None
             else record[c.name]
             for c in self.columns
-        )  # fmt: skip
+        )
 
     def from_row(self, row: Sequence[Any]) -> Record:
         """A row (as psycopg returns it, or as :meth:`to_row` made it) as a record."""
         record: Record = {}
-        for column, value in zip(self.columns, row, strict=True):
-            if isinstance(value, Jsonb):
-                value = value.obj
-            elif column.kind == "ts" and isinstance(value, datetime):
+        for column, cell in zip(self.columns, row, strict=True):
+            value = cell.obj if isinstance(cell, Jsonb) else cell
+            if column.kind == "ts" and isinstance(value, datetime):
                 value = value.astimezone(UTC)
             record[column.name] = value
         return record

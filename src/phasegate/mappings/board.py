@@ -31,9 +31,17 @@ from phasegate.mappings.base import (
 from phasegate.values import DecodeError, load_object, text, to_str, to_str_list, to_timestamp
 
 CATEGORIES = (
-    "general", "idea", "shipped", "request", "riff",
-    "claim", "observation", "games", "use-case", "question",
-)  # fmt: skip
+    "general",
+    "idea",
+    "shipped",
+    "request",
+    "riff",
+    "claim",
+    "observation",
+    "games",
+    "use-case",
+    "question",
+)
 _CONSUMED = {"id", "author", "content", "category", "tags", "timestamp", "reactions", "comments"}
 
 
@@ -44,8 +52,7 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
     for variant, entry in entries:
         if variant != "entry":
             ids = []
-            assert isinstance(entry.value, list)
-            for i, element in enumerate(entry.value):
+            for i, element in enumerate(entry.elements()):
                 with c.guard(f"{entry.key}#{i}", element):
                     ids.append(text(element))
             indexes.append((variant, entry.key, ids))
@@ -64,17 +71,21 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
             for name, value in obj.items():
                 if name not in _CONSUMED and name != "metadata":
                     metadata.setdefault(name, value)
-            c.out.records[(entry_id,)] = {
-                "id": entry_id,
-                "author": book.canonical(obj["author"], entry.key, "author"),
-                "content": to_str(obj.get("content"), "content"),
-                "category": to_str(obj.get("category"), "category"),
-                "tags": to_str_list(obj.get("tags"), "tags"),
-                "reactions": obj.get("reactions"),
-                "comments": obj.get("comments"),
-                "metadata": metadata,
-                "created_at": to_timestamp(obj.get("timestamp"), "timestamp"),
-            }
+            c.put(
+                (entry_id,),
+                {
+                    "id": entry_id,
+                    "author": book.canonical(obj["author"], entry.key, "author"),
+                    "content": to_str(obj.get("content"), "content"),
+                    "category": to_str(obj.get("category"), "category"),
+                    "tags": to_str_list(obj.get("tags"), "tags"),
+                    "reactions": obj.get("reactions"),
+                    "comments": obj.get("comments"),
+                    "metadata": metadata,
+                    "created_at": to_timestamp(obj.get("timestamp"), "timestamp"),
+                },
+                entry.key,
+            )
     _check_indexes(c, indexes)
     c.out.findings.extend(book.findings())
     return c.out
@@ -86,9 +97,10 @@ def _check_indexes(c: Collector, indexes: list[tuple[str, str, list[str]]]) -> N
         missing = [i for i in ids if (i,) not in records]
         if missing:
             c.finding(
-                "dangling_id", key,
+                "dangling_id",
+                key,
                 f"{len(missing)} of {len(ids)} ids have no board:entry (e.g. {missing[0]})",
-            )  # fmt: skip
+            )
         if variant in ("category", "user"):
             column = "category" if variant == "category" else "author"
             with c.guard(key, None):
@@ -98,9 +110,10 @@ def _check_indexes(c: Collector, indexes: list[tuple[str, str, list[str]]]) -> N
                 wrong = [i for i in ids if (i,) in records and records[(i,)][column] != owner]
                 if wrong:
                     c.finding(
-                        "index_mismatch", key,
+                        "index_mismatch",
+                        key,
                         f"{len(wrong)} entries are not {column}={owner!r} (e.g. {wrong[0]})",
-                    )  # fmt: skip
+                    )
 
 
 MAPPING = Mapping(

@@ -42,9 +42,11 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                         pair = (book.canonical(text(member), entry.key, "from"), to)
                         if pair in from_sets and from_sets[pair][0] != status:
                             c.finding(
-                                "conflicting_copies", entry.key,
-                                f"{pair[0]!r} is also in {from_sets[pair][1]}", "status",
-                            )  # fmt: skip
+                                "conflicting_copies",
+                                entry.key,
+                                f"{pair[0]!r} is also in {from_sets[pair][1]}",
+                                "status",
+                            )
                             continue
                         from_sets[pair] = (status, entry.key)
             continue
@@ -58,30 +60,44 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                 book.canonical(parts[2], entry.key, "to"),
             )
             extra = {k: v for k, v in obj.items() if k not in _CONSUMED}
-            c.out.records[pair] = {
-                "from_user": pair[0],
-                "to_user": pair[1],
-                "status": to_str(obj.get("status"), "status"),
-                "requested_at": to_timestamp(obj.get("requestedAt"), "requestedAt"),
-                "responded_at": to_timestamp(obj.get("respondedAt"), "respondedAt"),
-                "message": to_str(obj.get("message"), "message"),
-                "grandfathered": to_bool(obj.get("grandfathered"), "grandfathered"),
-                "metadata": extra or None,
-            }
+            c.put(
+                pair,
+                {
+                    "from_user": pair[0],
+                    "to_user": pair[1],
+                    "status": to_str(obj.get("status"), "status"),
+                    "requested_at": to_timestamp(obj.get("requestedAt"), "requestedAt"),
+                    "responded_at": to_timestamp(obj.get("respondedAt"), "respondedAt"),
+                    "message": to_str(obj.get("message"), "message"),
+                    "grandfathered": to_bool(obj.get("grandfathered"), "grandfathered"),
+                    "metadata": extra or None,
+                },
+                entry.key,
+            )
     for pair, (status, key) in sorted(from_sets.items()):
         record = c.out.records.get(pair)
         if record is None:
-            c.out.records[pair] = {
-                "from_user": pair[0], "to_user": pair[1], "status": status,
-                "requested_at": None, "responded_at": None, "message": None,
-                "grandfathered": None, "metadata": {"kv_source": "status_set"},
-            }  # fmt: skip
+            c.put(
+                pair,
+                {
+                    "from_user": pair[0],
+                    "to_user": pair[1],
+                    "status": status,
+                    "requested_at": None,
+                    "responded_at": None,
+                    "message": None,
+                    "grandfathered": None,
+                    "metadata": {"kv_source": "status_set"},
+                },
+                key,
+            )
         elif record["status"] != status:
             c.finding(
-                "index_mismatch", key,
+                "index_mismatch",
+                key,
                 f"{pair[0]!r}->{pair[1]!r} is {record['status']!r} in consent:{pair[0]}:{pair[1]}",
                 "status",
-            )  # fmt: skip
+            )
     c.out.findings.extend(book.findings())
     return c.out
 
@@ -99,9 +115,10 @@ MAPPING = Mapping(
         Column("grandfathered", "bool"),
         Column("metadata", "json"),
     ),
-    patterns=tuple(
-        KeyPattern(f"consent:{s}:*", "set", "status_set") for s in STATUS_SETS
-    ) + (KeyPattern("consent:*:*", "string", "record"),),
+    patterns=(
+        *(KeyPattern(f"consent:{s}:*", "set", "status_set") for s in STATUS_SETS),
+        KeyPattern("consent:*:*", "string", "record"),
+    ),
     decoder=decode,
     recency_column="requested_at",
     summary="consent records and pending/accepted/blocked sets",

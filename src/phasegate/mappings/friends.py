@@ -38,7 +38,7 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
             for member in sorted(entry.value):
                 with c.guard(entry.key, member):
                     friend = book.canonical(text(member), entry.key, "friend")
-                    c.out.records[(handle, friend)] = {"handle": handle, "friend": friend}
+                    c.put((handle, friend), {"handle": handle, "friend": friend}, entry.key)
                     where[(handle, friend)] = entry.key
     for (handle, friend), key in sorted(where.items()):
         if (friend, handle) not in c.out.records:

@@ -46,17 +46,22 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                         raise DecodeError("players is not a list of handles", "players")
                     winner = game.get("winner")
                     extra = {k: v for k, v in game.items() if k not in _CONSUMED}
-                    c.out.records[(game_id,)] = {
-                        "id": game_id,
-                        "game_type": to_str(game.get("type"), "type"),
-                        "players": [book.canonical(p, where, "players") for p in players],
-                        "winner": None if winner is None else book.canonical(
-                            str(winner), where, "winner"),
-                        "state": game.get("state"),
-                        "metadata": extra or None,
-                        "created_at": to_timestamp(game.get("created_at"), "created_at"),
-                        "updated_at": to_timestamp(game.get("updated_at"), "updated_at"),
-                    }  # fmt: skip
+                    c.put(
+                        (game_id,),
+                        {
+                            "id": game_id,
+                            "game_type": to_str(game.get("type"), "type"),
+                            "players": [book.canonical(p, where, "players") for p in players],
+                            "winner": None
+                            if winner is None
+                            else book.canonical(str(winner), where, "winner"),
+                            "state": game.get("state"),
+                            "metadata": extra or None,
+                            "created_at": to_timestamp(game.get("created_at"), "created_at"),
+                            "updated_at": to_timestamp(game.get("updated_at"), "updated_at"),
+                        },
+                        where,
+                    )
     c.out.findings.extend(book.findings())
     return c.out
 

@@ -30,9 +30,17 @@ from phasegate.mappings.base import (
 from phasegate.values import DecodeError, load_object, text, to_str, to_timestamp
 
 _CONSUMED = {
-    "code", "created_by", "used_by", "used_at", "status", "bonus_for_inviting",
-    "created_at", "created_at_ts", "expires_at", "expires_at_ts",
-}  # fmt: skip
+    "code",
+    "created_by",
+    "used_by",
+    "used_at",
+    "status",
+    "bonus_for_inviting",
+    "created_at",
+    "created_at_ts",
+    "expires_at",
+    "expires_at_ts",
+}
 
 
 def _twice(c: Collector, where: str, obj: dict[str, object], name: str) -> object:
@@ -40,9 +48,11 @@ def _twice(c: Collector, where: str, obj: dict[str, object], name: str) -> objec
     ms = to_timestamp(obj.get(f"{name}_ts"), f"{name}_ts")
     if iso is not None and ms is not None and iso != ms:
         c.finding(
-            "conflicting_copies", where,
-            f"{name} {iso.isoformat()} vs {name}_ts {ms.isoformat()}: kept {name}", name,
-        )  # fmt: skip
+            "conflicting_copies",
+            where,
+            f"{name} {iso.isoformat()} vs {name}_ts {ms.isoformat()}: kept {name}",
+            name,
+        )
     return iso if iso is not None else ms
 
 
@@ -70,30 +80,46 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                 creator = obj.get("created_by")
                 user = obj.get("used_by")
                 extra = {k: v for k, v in obj.items() if k not in _CONSUMED}
-                c.out.records[(code,)] = {
-                    "code": code,
-                    "created_by": None if creator is None else book.canonical(
-                        str(creator), where, "created_by"),
-                    "used_by": None if user is None else book.canonical(str(user), where, "used_by"),
-                    "used_at": to_timestamp(obj.get("used_at"), "used_at"),
-                    "expires_at": _twice(c, where, obj, "expires_at"),
-                    "created_at": _twice(c, where, obj, "created_at"),
-                    "status": to_str(obj.get("status"), "status"),
-                    "bonus_for_inviting": obj.get("bonus_for_inviting"),
-                    "metadata": extra or None,
-                }  # fmt: skip
+                c.put(
+                    (code,),
+                    {
+                        "code": code,
+                        "created_by": None
+                        if creator is None
+                        else book.canonical(str(creator), where, "created_by"),
+                        "used_by": None
+                        if user is None
+                        else book.canonical(str(user), where, "used_by"),
+                        "used_at": to_timestamp(obj.get("used_at"), "used_at"),
+                        "expires_at": _twice(c, where, obj, "expires_at"),
+                        "created_at": _twice(c, where, obj, "created_at"),
+                        "status": to_str(obj.get("status"), "status"),
+                        "bonus_for_inviting": obj.get("bonus_for_inviting"),
+                        "metadata": extra or None,
+                    },
+                    where,
+                )
     for key, codes in by_handle:
         with c.guard(key, None):
             owner = canonical_handle(suffix(key, "vibe:invites:by:"))
             missing = [code for code in codes if (code,) not in c.out.records]
             if missing:
-                c.finding("dangling_id", key, f"{len(missing)} codes not in vibe:invites "
-                          f"(e.g. {missing[0]})")  # fmt: skip
-            wrong = [code for code in codes
-                     if (code,) in c.out.records and c.out.records[(code,)]["created_by"] != owner]
+                c.finding(
+                    "dangling_id",
+                    key,
+                    f"{len(missing)} codes not in vibe:invites (e.g. {missing[0]})",
+                )
+            wrong = [
+                code
+                for code in codes
+                if (code,) in c.out.records and c.out.records[(code,)]["created_by"] != owner
+            ]
             if wrong:
-                c.finding("index_mismatch", key, f"{len(wrong)} codes not created by {owner!r} "
-                          f"(e.g. {wrong[0]})")  # fmt: skip
+                c.finding(
+                    "index_mismatch",
+                    key,
+                    f"{len(wrong)} codes not created by {owner!r} (e.g. {wrong[0]})",
+                )
     c.out.findings.extend(book.findings())
     return c.out
 

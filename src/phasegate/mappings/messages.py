@@ -112,7 +112,7 @@ class _Decode:
             if not isinstance(obj, dict):
                 raise DecodeError(f"expected a message object, got {type(obj).__name__}")
             record = _message(obj, scheme, self.book, key)
-            self.copies[record["id"]].append((scheme, key, record))
+            self.copies[record["id"]].append((scheme, where, record))
 
     def entry(self, variant: str, key: str, value: Any) -> None:
         if variant == "scheme1":
@@ -192,16 +192,20 @@ class _Decode:
                     continue  # the same scheme-3 object in messages:{to} and thread:
                 schemes.add(other_scheme)
                 merge_copy(
-                    record, other, collector=self.c, key=f"msg {msg_id}",
-                    fields=_COMPARED, where=f"{key} vs {other_key}",
-                )  # fmt: skip
+                    record,
+                    other,
+                    collector=self.c,
+                    key=f"msg {msg_id}",
+                    fields=_COMPARED,
+                    where=f"{key} vs {other_key}",
+                )
                 record["metadata"] = {**other["metadata"], **record["metadata"]}
                 if record["payload"] is None:
                     record["payload"] = other["payload"]
             if record["system_msg"] is None:
                 record["system_msg"] = False
             record["metadata"]["kv_schemes"] = sorted(schemes)
-            self.c.out.records[(msg_id,)] = record
+            self.c.put((msg_id,), record, key)
 
     def check_indexes(self) -> None:
         known = {key[0] for key in self.c.out.records}
@@ -220,14 +224,14 @@ class _Decode:
                 with self.c.guard(key, None):
                     owner = canonical_handle(suffix(key, f"{variant}:"))
                     wrong = [
-                        i for i in ids
-                        if i in known and self.c.out.records[(i,)][column] != owner
-                    ]  # fmt: skip
+                        i for i in ids if i in known and self.c.out.records[(i,)][column] != owner
+                    ]
                     if wrong:
                         self.c.finding(
-                            "index_mismatch", key,
+                            "index_mismatch",
+                            key,
                             f"{len(wrong)} ids are not {column}={owner!r} (e.g. {wrong[0]})",
-                        )  # fmt: skip
+                        )
 
 
 def decode(entries: Sequence[VariantEntry]) -> Decoded:

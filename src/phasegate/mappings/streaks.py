@@ -74,16 +74,15 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
             record = streak_record(handle, read_streak(entry, variant), variant)
             mine = (entry.key, record)
             chosen[handle] = _pick(c, chosen[handle], mine) if handle in chosen else mine
-    for handle, (_key, record) in chosen.items():
-        c.out.records[(handle,)] = record
+    for handle, (key, record) in chosen.items():
+        c.put((handle,), record, key)
     c.out.findings.extend(book.findings())
     return c.out
 
 
-def _pick(
-    c: Collector, a: tuple[str, Record], b: tuple[str, Record]
-) -> tuple[str, Record]:
+def _pick(c: Collector, a: tuple[str, Record], b: tuple[str, Record]) -> tuple[str, Record]:
     """Of two spellings' streaks keep the most recent; report the other if different."""
+
     def rank(item: tuple[str, Record]) -> tuple[Any, ...]:
         last = item[1]["last_active"]
         return (last is not None, last, item[0])
@@ -91,11 +90,12 @@ def _pick(
     keep, drop = sorted((a, b), key=rank, reverse=True)
     if keep[1] != drop[1]:
         c.finding(
-            "conflicting_copies", drop[0],
+            "conflicting_copies",
+            drop[0],
             f"two spellings of handle {keep[1]['handle']!r}: kept {keep[0]} (latest "
             f"lastActive), dropped this one",
             raw=drop[1],
-        )  # fmt: skip
+        )
     return keep
 
 

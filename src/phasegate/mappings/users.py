@@ -15,7 +15,7 @@ fields). A handle can be in either or both; fields with no column are kept in
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from phasegate.handles import HandleBook, suspected_duplicates
@@ -78,7 +78,7 @@ _REGISTRY_FIELDS = {
     "invite_code": ("invite_code", "text"),
     "publicKey": ("public_key", "text"),
 }
-_CONVERT = {
+_CONVERT: dict[str, Callable[[Any, str], Any]] = {
     "text": to_str,
     "ts": to_timestamp,
     "int": to_int,
@@ -140,9 +140,11 @@ def _fields(
             continue
         if column in columns and columns[column] != converted:
             c.finding(
-                "conflicting_copies", where,
-                f"{column} given twice: {columns[column]!r} and {converted!r}", name,
-            )  # fmt: skip
+                "conflicting_copies",
+                where,
+                f"{column} given twice: {columns[column]!r} and {converted!r}",
+                name,
+            )
             continue
         columns[column] = converted
     return columns, extra
@@ -152,6 +154,7 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
     c = Collector("users")
     book = HandleBook("users")
     users: dict[str, Record] = {}
+    first_seen: dict[str, str] = {}
     for variant, entry in entries:
         sources: list[tuple[str | bytes, str, Any]] = []  # (raw handle, where, raw value)
         if variant == "user_hash":
@@ -180,10 +183,11 @@ def decode(entries: Sequence[VariantEntry]) -> Decoded:
                 candidate = _empty(handle)
                 candidate.update(columns)
                 candidate["metadata"] = extra
+                first_seen.setdefault(handle, where)
                 _merge(users, candidate, source, where, c)
     for handle, record in users.items():
         record["metadata"]["kv_sources"] = sorted(set(record["metadata"]["kv_sources"]))
-        c.out.records[(handle,)] = record
+        c.put((handle,), record, first_seen[handle])
     c.out.findings.extend(book.findings())
     c.out.findings.extend(suspected_duplicates("users", set(users)))
     return c.out

@@ -115,8 +115,11 @@ def _users(rng: random.Random, clock: Clock, people: list[str], ks: Keyspace) ->
                 fields["keyRotatedAt"] = iso(created + DAY_MS)
             # JS objects spread into HSET: a null building/invitedBy arrives as b"null",
             # other absent fields are simply missing.
-            encoded = {k: hash_value(v) for k, v in fields.items()
-                       if v is not None or k in ("building", "invitedBy")}  # fmt: skip
+            encoded = {
+                k: hash_value(v)
+                for k, v in fields.items()
+                if v is not None or k in ("building", "invitedBy")
+            }
             ks.hashes[f"user:{handle}"] = encoded
             if rng.random() < SHARES["user_key_second_spelling"]:
                 ks.hashes[f"user:{handle.capitalize()}"] = dict(encoded)
@@ -126,19 +129,28 @@ def _users(rng: random.Random, clock: Clock, people: list[str], ks: Keyspace) ->
                 record["registeredAt"] = iso(created)
             record["registeredAtTs"] = created
             record.update(
-                first_active_at=iso(created), last_active_at=iso(clock.when(rng)),
-                messages_sent=rng.randrange(500), genesis=rng.random() < 0.1,
+                first_active_at=iso(created),
+                last_active_at=iso(clock.when(rng)),
+                messages_sent=rng.randrange(500),
+                genesis=rng.random() < 0.1,
                 verified=rng.choice(("none", "x", "farcaster", "github", "team")),
                 status=rng.choice(("active", "dormant", "suspended")),
-            )  # fmt: skip
+            )
             if rng.random() < 0.3:
                 record["x_handle"] = handle.replace("-", "")
             if agent:
-                record.update(isAgent=True, operator="vibe", agentType="assistant",
-                              capabilities=["dm", "board"], model="claude", system=True)  # fmt: skip
+                record.update(
+                    isAgent=True,
+                    operator="vibe",
+                    agentType="assistant",
+                    capabilities=["dm", "board"],
+                    model="claude",
+                    system=True,
+                )
             if rng.random() < 0.2:
-                record.update(one_liner="ships daily ✨", migrated_from_legacy=True,
-                              legacy_created_at=created)  # fmt: skip
+                record.update(
+                    one_liner="ships daily ✨", migrated_from_legacy=True, legacy_created_at=created
+                )
             if inviter is not None and in_hash:
                 record["invited_by"] = inviter
             ks.hashes["vibe:handles"][spell(rng, handle, 0.05)] = dumps(record)
@@ -155,19 +167,26 @@ def _board(rng: random.Random, clock: Clock, people: list[str], n: int, ks: Keys
             entry_id, author = "shipped-001", "vibe"
         else:
             author = rng.choice(people)
-            entry_id = (f"entry_{ms}_{rng.getrandbits(32):08x}" if rng.random() < 0.5
-                        else f"{category}_{ms}_{rng.getrandbits(20):x}")  # fmt: skip
+            entry_id = (
+                f"entry_{ms}_{rng.getrandbits(32):08x}"
+                if rng.random() < 0.5
+                else f"{category}_{ms}_{rng.getrandbits(20):x}"
+            )
         obj: dict[str, object] = {
-            "id": entry_id, "author": spell(rng, author, SHARES["board_messy_author"]),
-            "content": messages.text(rng, 500), "category": category,
+            "id": entry_id,
+            "author": spell(rng, author, SHARES["board_messy_author"]),
+            "content": messages.text(rng, 500),
+            "category": category,
             "tags": rng.sample(("ai", "rust", "design", "music", "web", "🚀"), rng.randrange(3)),
             "timestamp": ms,
-        }  # fmt: skip
+        }
         if rng.random() < SHARES["board_newer_shape"]:
             obj["reactions"] = {"🔥": rng.randrange(9)} if rng.random() < 0.6 else {}
-            obj["comments"] = [
-                {"author": rng.choice(people), "text": "nice", "timestamp": ms + 1000}
-            ] if rng.random() < 0.3 else []  # fmt: skip
+            obj["comments"] = (
+                [{"author": rng.choice(people), "text": "nice", "timestamp": ms + 1000}]
+                if rng.random() < 0.3
+                else []
+            )
             obj["metadata"] = {"client": "cli"} if rng.random() < 0.5 else {}
         ks.strings[f"board:entry:{entry_id}"] = dumps(obj)
         entries.append((ms, entry_id, category, author))
@@ -182,10 +201,17 @@ def _streak(rng: random.Random, clock: Clock) -> dict[str, object]:
     current = rng.choice((0, 1, 2, 3, 5, 7, 8, 12, 30, 31, 45))
     last = clock.anchor_ms - rng.randrange(0, 5) * DAY_MS
     days = [iso(last - d * DAY_MS)[:10] for d in range(current)]
-    badges = [b for b, need in (("verified_builder", 7), ("dedicated_builder", 30))
-              if current >= need]  # fmt: skip
-    return {"current": current, "longest": current + rng.randrange(5), "total": current * 2,
-            "last": iso(last)[:10], "days": days, "badges": badges}  # fmt: skip
+    badges = [
+        b for b, need in (("verified_builder", 7), ("dedicated_builder", 30)) if current >= need
+    ]
+    return {
+        "current": current,
+        "longest": current + rng.randrange(5),
+        "total": current * 2,
+        "last": iso(last)[:10],
+        "days": days,
+        "badges": badges,
+    }
 
 
 def _streaks(rng: random.Random, clock: Clock, people: list[str], n: int, ks: Keyspace) -> None:
@@ -213,13 +239,16 @@ def _invites(rng: random.Random, clock: Clock, people: list[str], n: int, ks: Ke
         created = clock.when(rng)
         used = rng.random() < SHARES["invite_used"]
         obj: dict[str, object] = {
-            "code": code, "created_by": spell(rng, creator, 0.05),
-            "created_at": iso(created), "created_at_ts": created,
-            "expires_at": iso(created + 30 * DAY_MS), "expires_at_ts": created + 30 * DAY_MS,
+            "code": code,
+            "created_by": spell(rng, creator, 0.05),
+            "created_at": iso(created),
+            "created_at_ts": created,
+            "expires_at": iso(created + 30 * DAY_MS),
+            "expires_at_ts": created + 30 * DAY_MS,
             "used_by": rng.choice(people) if used else None,
             "used_at": iso(created + DAY_MS) if used else None,
             "status": "used" if used else "available",
-        }  # fmt: skip
+        }
         if rng.random() < 0.1:
             obj["bonus_for_inviting"] = rng.choice((True, 3, 7))
         ks.hashes["vibe:invites"][code] = dumps(obj)
@@ -236,9 +265,7 @@ def _pairs(rng: random.Random, people: list[str], n: int) -> list[tuple[str, str
     return list(pairs)
 
 
-def _connections(
-    rng: random.Random, clock: Clock, people: list[str], n: int, ks: Keyspace
-) -> None:
+def _connections(rng: random.Random, clock: Clock, people: list[str], n: int, ks: Keyspace) -> None:
     for frm, to in _pairs(rng, people, n):
         status = rng.choices(("pending", "accepted", "blocked"), (3, 6, 1))[0]
         roll = rng.random()
@@ -274,12 +301,13 @@ def _games(rng: random.Random, clock: Clock, people: list[str], n: int, ks: Keys
         players = rng.sample(people, 6 if game_type == "werewolf" else 2)
         game_id = f"game_{base36(created)}{rng.getrandbits(15):03x}"
         game: dict[str, object] = {
-            "id": game_id, "type": game_type,
+            "id": game_id,
+            "type": game_type,
             "players": [spell(rng, p, SHARES["game_messy_player"]) for p in players],
             "state": {"turn": rng.randrange(40), "board": "rnbqkbnr/pppppppp"},
             "created_at": created if rng.random() < 0.5 else iso(created),
             "updated_at": iso(created + rng.randrange(3_600_000)),
-        }  # fmt: skip
+        }
         if rng.random() < 0.5:
             game["winner"] = players[0]
         games[game_id] = game
@@ -299,8 +327,9 @@ def _kv_only(rng: random.Random, clock: Clock, people: list[str], ks: Keyspace) 
         elif shape == 2:
             ks.strings[key] = str(clock.anchor_ms).encode()
         else:
-            ks.strings[key] = dumps({"handle": handle, "workingOn": "phasegate", "ts": iso(
-                clock.anchor_ms)})  # fmt: skip
+            ks.strings[key] = dumps(
+                {"handle": handle, "workingOn": "phasegate", "ts": iso(clock.anchor_ms)}
+            )
         ks.ttls_ms[key] = 300_000
         ks.zsets["presence:active"][handle.encode()] = float(clock.anchor_ms)
         ks.sets["presence:index"].add(handle.encode())

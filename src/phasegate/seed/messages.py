@@ -38,7 +38,20 @@ SHARES = {
     "unread_pair": 0.5,  # scheme-3 (to, from) pairs with an unread count
 }
 AGENTS = ("ops-agent", "welcome-agent", "scout", "echo", "solienne")
-_WORDS = "ship build idea agent deploy rust python design review merge test vibe".split()
+_WORDS = [
+    "ship",
+    "build",
+    "idea",
+    "agent",
+    "deploy",
+    "rust",
+    "python",
+    "design",
+    "review",
+    "merge",
+    "test",
+    "vibe",
+]
 _UNICODE = ("🚀", "✨", "👩‍💻", "ñandú", "中文", "Ünïcödé", "🤝")
 
 
@@ -67,11 +80,15 @@ def _message(rng: random.Random, clock: Clock, people: list[str], scheme: int) -
     recent = clock.anchor_ms - ms < DAY_MS
     read = rng.random() < (0.3 if recent else 0.85)
     m: dict[str, Any] = {
-        "id": msg_id, "from": spell(rng, frm, SHARES["messy_handle"]),
-        "to": spell(rng, to, SHARES["messy_handle"]), "canonical": (frm, to),
-        "text": text(rng, 500 if scheme == 3 else 2000), "ms": ms, "read": read,
+        "id": msg_id,
+        "from": spell(rng, frm, SHARES["messy_handle"]),
+        "to": spell(rng, to, SHARES["messy_handle"]),
+        "canonical": (frm, to),
+        "text": text(rng, 500 if scheme == 3 else 2000),
+        "ms": ms,
+        "read": read,
         "read_ms": ms + 60_000 if read and rng.random() < 0.5 else None,
-    }  # fmt: skip
+    }
     if rng.random() < SHARES["payload"]:
         m["payload"] = {"kind": "link", "url": "https://slashvibe.dev/x"}
     if scheme != 1 and rng.random() < 0.5:

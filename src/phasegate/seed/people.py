@@ -13,11 +13,55 @@ from dataclasses import dataclass
 
 from phasegate.handles import SYSTEM_ACCOUNTS
 
-_WORDS = (
-    "ada ash bay bex cam cy dax eli fen gus hal ivy jo kai lu max nia oz pax quin rae "
-    "sol tay uma vic wes xan yuri zed nova river maple echo pixel byte forge spark "
-    "atlas delta orbit comet lumen quartz sage tide vale wren"
-).split()
+_WORDS = [
+    "ada",
+    "ash",
+    "bay",
+    "bex",
+    "cam",
+    "cy",
+    "dax",
+    "eli",
+    "fen",
+    "gus",
+    "hal",
+    "ivy",
+    "jo",
+    "kai",
+    "lu",
+    "max",
+    "nia",
+    "oz",
+    "pax",
+    "quin",
+    "rae",
+    "sol",
+    "tay",
+    "uma",
+    "vic",
+    "wes",
+    "xan",
+    "yuri",
+    "zed",
+    "nova",
+    "river",
+    "maple",
+    "echo",
+    "pixel",
+    "byte",
+    "forge",
+    "spark",
+    "atlas",
+    "delta",
+    "orbit",
+    "comet",
+    "lumen",
+    "quartz",
+    "sage",
+    "tide",
+    "vale",
+    "wren",
+]
 # System and agent accounts that are registered in vibe:handles (the rest are in neither).
 REGISTERED_AGENTS = ("ops-agent", "welcome-agent", "scout", "claudevibe", "gptvibe")
 DAY_MS = 86_400_000

@@ -65,14 +65,29 @@ def message_scheme2(m: dict[str, Any], iso_dates: bool) -> dict[str, Any]:
     """A ``msg:{id}`` value; welcome DMs carry only the short form."""
     created: object = iso(m["ms"]) if iso_dates else m["ms"]
     if m.get("system"):
-        return {"id": m["id"], "from": m["from"], "to": m["to"], "text": m["text"],
-                "createdAt": created, "read": m["read"], "system": True}  # fmt: skip
+        return {
+            "id": m["id"],
+            "from": m["from"],
+            "to": m["to"],
+            "text": m["text"],
+            "createdAt": created,
+            "read": m["read"],
+            "system": True,
+        }
     obj = {
-        "id": m["id"], "from": m["from"], "to": m["to"], "text": m["text"], "body": m["text"],
-        "payload": m.get("payload"), "v": 2, "signature": m.get("signature"),
-        "signatureVerified": m.get("signature") is not None, "createdAt": created,
-        "read": m["read"], "consent": m.get("consent", "accepted"),
-    }  # fmt: skip
+        "id": m["id"],
+        "from": m["from"],
+        "to": m["to"],
+        "text": m["text"],
+        "body": m["text"],
+        "payload": m.get("payload"),
+        "v": 2,
+        "signature": m.get("signature"),
+        "signatureVerified": m.get("signature") is not None,
+        "createdAt": created,
+        "read": m["read"],
+        "consent": m.get("consent", "accepted"),
+    }
     if m.get("read_ms") is not None:
         obj["readAt"] = iso(m["read_ms"])
     return obj
@@ -81,10 +96,15 @@ def message_scheme2(m: dict[str, Any], iso_dates: bool) -> dict[str, Any]:
 def message_scheme3(m: dict[str, Any]) -> dict[str, Any]:
     """An element of ``messages:{to}`` (and of ``thread:{a}:{b}``)."""
     obj = {
-        "id": m["id"], "from": m["from"], "to": m["to"], "body": m["text"],
-        "type": m.get("type", "dm"), "timestamp": m["ms"], "read_at": None,
+        "id": m["id"],
+        "from": m["from"],
+        "to": m["to"],
+        "body": m["text"],
+        "type": m.get("type", "dm"),
+        "timestamp": m["ms"],
+        "read_at": None,
         "_signature": m.get("signature"),
-    }  # fmt: skip
+    }
     if m.get("payload") is not None:
         obj["payload"] = m["payload"]
     return obj

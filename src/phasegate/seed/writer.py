@@ -55,10 +55,10 @@ class Keyspace:
         items = list(self.strings.items())
         for start in range(0, len(items), 500):
             chunk = dict(items[start : start + 500])
-            pipe.mset(chunk)  # type: ignore[arg-type]
+            pipe.mset(chunk)
             flush(len(chunk))
         for key, mapping in self.hashes.items():
-            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]
+            pipe.hset(key, mapping=mapping)  # type: ignore[arg-type]  # dict is invariant
             flush(1)
         for key, values in self.lists.items():
             pipe.rpush(key, *values)
@@ -67,7 +67,7 @@ class Keyspace:
             pipe.sadd(key, *members)
             flush(1)
         for key, scores in self.zsets.items():
-            pipe.zadd(key, scores)  # type: ignore[arg-type]
+            pipe.zadd(key, scores)
             flush(1)
         for key, ttl in self.ttls_ms.items():
             pipe.pexpire(key, ttl)

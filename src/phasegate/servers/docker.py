@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 from contextlib import AbstractContextManager, ExitStack
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from phasegate.errors import ServerError
@@ -75,5 +76,5 @@ def start_containers(stack: ExitStack, *, pg: bool, kv: bool) -> tuple[str | Non
     return pg_url, kv_url
 
 
-def _managed(container: object) -> AbstractContextManager[object]:
-    return container  # type: ignore[return-value]  # DockerContainer is a context manager
+def _managed(container: Any) -> AbstractContextManager[Any]:
+    return cast(AbstractContextManager[Any], container)  # DockerContainer is a context manager

@@ -13,6 +13,7 @@ import fcntl
 import importlib.metadata
 import importlib.util
 import os
+import pwd
 import shutil
 import stat
 import tempfile
@@ -24,8 +25,6 @@ import psycopg
 import redis
 
 from phasegate.errors import ServerError
-import pwd
-
 from phasegate.servers.process import (
     Workspace,
     free_port,
@@ -113,20 +112,29 @@ class EmbeddedPostgres:
             self.proc = spawn(
                 [
                     str(bin_dir / "postgres"),
-                    "-D", str(data),
-                    "-c", "listen_addresses=127.0.0.1",
-                    "-c", f"port={self.port}",
-                    "-c", "unix_socket_directories=",
-                    "-c", "fsync=off",
-                    "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off",
-                    "-c", "max_connections=200",
-                    "-c", "timezone=UTC",
+                    "-D",
+                    str(data),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"port={self.port}",
+                    "-c",
+                    "unix_socket_directories=",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                    "-c",
+                    "timezone=UTC",
                 ],
                 log=log,
                 user=user,
                 env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
-            )  # fmt: skip
+            )
             try:
                 wait_ready(self.proc, self._answers, what="embedded Postgres", log=log)
                 return self
@@ -137,19 +145,26 @@ class EmbeddedPostgres:
         self.stop()
         raise ServerError(f"embedded Postgres found no free port in {_START_ATTEMPTS} tries")
 
-    def _initdb(
-        self, bin_dir: Path, data: Path, log: Path, user: pwd.struct_passwd | None
-    ) -> None:
+    def _initdb(self, bin_dir: Path, data: Path, log: Path, user: pwd.struct_passwd | None) -> None:
         proc = spawn(
             [
                 str(bin_dir / "initdb"),
-                "--no-sync", "-D", str(data), "-U", "postgres", "-A", "trust",
-                "-E", "UTF8", "--locale=C", "--no-instructions",
+                "--no-sync",
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
             ],
             log=log,
             user=user,
             env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
-        )  # fmt: skip
+        )
         if proc.wait(120) != 0:
             self.stop()
             raise ServerError(f"initdb failed:\n{tail(log)}")
@@ -192,15 +207,21 @@ class EmbeddedValkey:
             self.proc = spawn(
                 [
                     str(binary),
-                    "--port", str(self.port),
-                    "--bind", "127.0.0.1",
-                    "--save", "",
-                    "--appendonly", "no",
-                    "--dir", str(self.workspace.path),
-                    "--daemonize", "no",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workspace.path),
+                    "--daemonize",
+                    "no",
                 ],
                 log=log,
-            )  # fmt: skip
+            )
             try:
                 wait_ready(self.proc, self._answers, what="embedded Valkey", log=log)
                 return self

@@ -120,7 +120,7 @@ def spawn(
         kwargs: dict[str, object] = {}
         if user is not None:
             kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-        return subprocess.Popen(
+        return subprocess.Popen(  # type: ignore[no-any-return]
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,

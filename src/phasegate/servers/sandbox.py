@@ -159,5 +159,5 @@ def scratch_kv(server_url: str) -> Iterator[str]:
 def _database_count(client: redis.Redis) -> int:
     with contextlib.suppress(redis.RedisError):
         reply = client.config_get("databases")
-        return int(reply.get("databases", 16))
+        return int(str(reply.get("databases", 16)))
     return 16

@@ -1,0 +1,3 @@
+"""Thin: the phasegate pytest plugin and the shared fixtures do the work."""
+
+pytest_plugins = ["phasegate.plugin", "fixtures.stores"]

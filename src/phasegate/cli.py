@@ -1,0 +1,222 @@
+"""The ``phasegate`` command. One place catches errors; exit codes are fixed:
+0 pass, 1 gate failed, 2 usage or environment error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from rich.console import Console
+
+from phasegate import __version__, schema
+from phasegate.errors import EXIT_OK, PhasegateError, UsageError
+from phasegate.mappings import TYPE_IDS
+from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
+from phasegate.stores import connect_kv, connect_pg
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _settings_parent() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("settings (flag > PHASEGATE_* env > pyproject > default)")
+    for s in SETTINGS:
+        default = "none" if s.default is None else s.default
+        group.add_argument(
+            s.flag,
+            dest=s.name,
+            metavar=s.metavar or None,
+            default=None,
+            help=f"{s.help} [env {s.env}; default {default}]",
+        )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _settings_parent()
+    parser = argparse.ArgumentParser(
+        prog="phasegate",
+        description="Gatekeeper for moving the /vibe app from Redis (KV) to Postgres, "
+        "phase by phase. Gates run as pytest (pytest --phase=A); this command drives "
+        "the stores and the demo.",
+        epilog="Exit codes: 0 pass, 1 gate failed, 2 usage or environment error.",
+    )
+    parser.add_argument("--version", action="version", version=f"phasegate {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        parents=[common],
+        help="seed scratch stores on the sandbox, apply the schema, print the inventory",
+    )
+    demo.set_defaults(run=_demo)
+
+    seed = sub.add_parser(
+        "seed",
+        parents=[common],
+        help="write /vibe-shaped data in every real variant into --kv-url",
+    )
+    seed.add_argument("--anchor", help="'now' of the data, ISO-8601 (default: this hour, UTC)")
+    seed.add_argument("--flush", action="store_true", help="FLUSHDB the target first")
+    seed.set_defaults(run=_seed)
+
+    inventory = sub.add_parser(
+        "inventory",
+        parents=[common],
+        help="classify and decode every key of --kv-url (read only)",
+    )
+    inventory.add_argument(
+        "--type",
+        action="append",
+        choices=TYPE_IDS,
+        dest="types",
+        help="only this data type (repeatable)",
+    )
+    inventory.add_argument(
+        "--findings",
+        type=int,
+        default=10,
+        metavar="N",
+        help="show at most N findings per kind (default 10)",
+    )
+    inventory.set_defaults(run=_inventory)
+
+    schema_cmd = sub.add_parser("schema", help="the Postgres target schema")
+    schema_sub = schema_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
+    apply_cmd = schema_sub.add_parser(
+        "apply", parents=[common], help="create tables and indexes in --pg-url (idempotent)"
+    )
+    apply_cmd.set_defaults(run=_schema_apply)
+    show = schema_sub.add_parser("show", help="print the DDL")
+    show.set_defaults(run=lambda _a, _s: print(schema.schema_sql()) or EXIT_OK)
+
+    servers = sub.add_parser(
+        "servers",
+        parents=[common],
+        help="start the sandbox servers, print their URLs, keep them up until Ctrl-C",
+    )
+    servers.set_defaults(run=_servers)
+
+    table = sub.add_parser("settings", parents=[common], help="show resolved settings")
+    table.add_argument("--markdown", action="store_true", help="print the README table")
+    table.set_defaults(run=_settings)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
+        settings = resolve(flags)
+        code: int = args.run(args, settings)
+    except PhasegateError as exc:
+        err.print(f"[bold red]phasegate: {redact_url(exc.message)}[/]")
+        if exc.hint:
+            err.print(f"  hint: {exc.hint}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    return code
+
+
+def _require(value: str | None, flag: str, what: str) -> str:
+    if not value:
+        raise UsageError(f"{flag} is required: {what}", hint=f"pass {flag} URL or set the env var")
+    return value
+
+
+def _anchor_ms(text: str | None) -> int:
+    if text is None:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        return int(now.timestamp() * 1000)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(
+            f"--anchor {text!r} is not ISO-8601", hint="e.g. 2026-11-25T15:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def _seed(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import seed_store
+
+    url = _require(settings.kv_url, "--kv-url", "the Redis to write the fixture data into")
+    client = connect_kv(url)
+    seed_store(
+        client,
+        settings.scale,
+        settings.seed,
+        _anchor_ms(args.anchor),
+        flush=args.flush,
+        console=console,
+        where=redact_url(url),
+    )
+    return EXIT_OK
+
+
+def _inventory(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import inventory_with_progress, print_inventory
+
+    url = _require(settings.kv_url, "--kv-url", "the Redis to read")
+    inv = inventory_with_progress(connect_kv(url), args.types or TYPE_IDS, console)
+    print_inventory(inv, console, per_kind=args.findings)
+    return EXIT_OK
+
+
+def _schema_apply(_args: argparse.Namespace, settings: Settings) -> int:
+    url = _require(settings.pg_url, "--pg-url", "the Postgres to create the schema in")
+    with connect_pg(url) as conn:
+        before = schema.catalog_snapshot(conn)
+        schema.apply(conn)
+        after = schema.catalog_snapshot(conn)
+    changed = "no change (already applied)" if before == after else "tables and indexes created"
+    console.print(f"schema applied to {redact_url(url)}: {changed}")
+    return EXIT_OK
+
+
+def _servers(_args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.servers import open_sandbox
+
+    with open_sandbox(settings) as sandbox:
+        console.print(f"postgres  {sandbox.pg_url}  ({sandbox.origin['pg']})")
+        console.print(f"redis     {sandbox.kv_url}  ({sandbox.origin['kv']})")
+        console.print("up until Ctrl-C; e.g. phasegate seed --kv-url <redis> --flush")
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping")
+    return EXIT_OK
+
+
+def _settings(args: argparse.Namespace, settings: Settings) -> int:
+    if args.markdown:
+        print(settings_table())
+        return EXIT_OK
+    for name, value, origin in settings.describe():
+        console.print(f"{name:16} {value:40} [dim]{origin}[/]")
+    return EXIT_OK
+
+
+def _demo(_args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import run_demo
+
+    started = time.monotonic()
+    code = run_demo(settings, console)
+    console.print(f"[dim]demo finished in {time.monotonic() - started:.1f} s[/]")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

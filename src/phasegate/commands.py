@@ -1,0 +1,175 @@
+"""What the CLI commands do, with progress display; the CLI only parses and exits."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+
+import redis
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from phasegate import schema
+from phasegate.errors import EXIT_OK, UsageError
+from phasegate.findings import Finding, Severity
+from phasegate.inventory import Inventory, take_inventory
+from phasegate.mappings import TYPE_IDS
+from phasegate.seed.generator import SCALES, generate
+from phasegate.settings import Settings
+from phasegate.stores import connect_kv, connect_pg
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<22}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("[dim]{task.fields[rate]}[/]"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+class _Rate:
+    """Keeps a keys/s figure for a progress task."""
+
+    def __init__(self, progress: Progress, task: int) -> None:
+        self.progress, self.task, self.start, self.done = progress, task, time.monotonic(), 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        rate = self.done / max(time.monotonic() - self.start, 1e-6)
+        self.progress.update(self.task, advance=n, rate=f"{rate:,.0f} keys/s")  # type: ignore[arg-type]
+
+
+def seed_store(
+    client: redis.Redis,
+    scale: str,
+    seed: int,
+    anchor_ms: int,
+    *,
+    flush: bool,
+    console: Console,
+    where: str,
+) -> int:
+    """Write the fixture keyspace; refuses a non-empty DB unless ``flush``."""
+    if client.dbsize() and not flush:
+        raise UsageError(
+            f"{where} already holds {client.dbsize()} keys; seed writes into an empty DB",
+            hint="pass --flush to FLUSHDB it first, or point --kv-url at another DB index",
+        )
+    started = time.monotonic()
+    if flush:
+        client.flushdb()
+    with console.status(f"generating the {scale} keyspace (seed {seed})"):
+        keyspace = generate(scale, seed, anchor_ms)
+    generated = time.monotonic() - started
+    with _progress(console) as progress:
+        task = progress.add_task(f"writing {scale}", total=len(keyspace), rate="")
+        keyspace.write(client, on_keys=_Rate(progress, task))
+    total = time.monotonic() - started
+    console.print(
+        f"seeded {len(keyspace):,} keys into {where}: scale {scale}, seed {seed}, "
+        f"anchor {anchor_ms} ({generated:.1f} s generating, {total:.1f} s in all)"
+    )
+    return len(keyspace)
+
+
+def inventory_with_progress(
+    client: redis.Redis, types: Iterable[str], console: Console
+) -> Inventory:
+    types = tuple(types)
+    with _progress(console) as progress:
+        scan = progress.add_task("scanning keys", total=client.dbsize(), rate="")
+        decode = progress.add_task("decoding types", total=len(types), rate="")
+        return take_inventory(
+            client,
+            types,
+            on_keys=_Rate(progress, scan),
+            on_type=lambda _t: progress.advance(decode),
+        )
+
+
+def print_inventory(inv: Inventory, console: Console, per_kind: int = 10) -> None:
+    table = Table(title=f"KV inventory: {inv.total_keys:,} keys", title_justify="left")
+    for column in ("type", "keys per variant", "records", "errors", "warnings", "info"):
+        table.add_column(column, justify="right" if column in ("records",) else "left")
+    for type_id, ti in inv.types.items():
+        variants = ", ".join(f"{v} {n:,}" for v, n in sorted(ti.keys.items())) or "(borrowed)"
+        table.add_row(
+            type_id,
+            variants,
+            f"{ti.records:,}",
+            _n(ti.count(Severity.ERROR), "red"),
+            _n(ti.count(Severity.WARNING), "yellow"),
+            str(ti.count(Severity.INFO)),
+        )
+    kv_only = ", ".join(f"{k} {n}" for k, n in sorted(inv.kv_only.items()))
+    table.add_row("(kv-only)", kv_only or "none", "", "", "", "")
+    table.add_row("(unmapped)", "", "", _n(len(inv.keyspace_findings), "red"), "", "")
+    console.print(table)
+    print_findings(inv.findings, console, per_kind)
+
+
+def _n(count: int, colour: str) -> str:
+    return f"[{colour}]{count}[/]" if count else "0"
+
+
+def print_findings(findings: list[Finding], console: Console, per_kind: int) -> None:
+    by_kind: dict[tuple[str, str, str], list[Finding]] = defaultdict(list)
+    for f in findings:
+        by_kind[(str(f.severity), f.type_id, f.kind)].append(f)
+    order = {"error": 0, "warning": 1, "info": 2}
+    for (severity, type_id, kind), group in sorted(by_kind.items(), key=lambda i: order[i[0][0]]):
+        if severity == "info":
+            console.print(f"[dim]{type_id}: {len(group)} {kind} (info; e.g. {group[0].key})[/]")
+            continue
+        colour = "red" if severity == "error" else "yellow"
+        console.print(f"[{colour}]{type_id}: {len(group)} {kind} ({severity})[/]")
+        for f in group[:per_kind]:
+            where = f.key + (f" field {f.field}" if f.field else "")
+            console.print(f"    {where}: {f.detail}")
+        if len(group) > per_kind:
+            console.print(f"    ... {len(group) - per_kind} more")
+
+
+def run_demo(settings: Settings, console: Console) -> int:
+    """Seed scratch stores on the sandbox, apply the schema, print the inventory."""
+    from phasegate.servers import open_sandbox, scratch_database, scratch_kv
+
+    scale = settings.scale
+    console.rule(
+        f"phasegate demo: scale {scale} ({SCALES[scale].messages:,} messages), seed {settings.seed}"
+    )
+    with console.status("starting sandbox servers"):
+        sandbox = open_sandbox(settings)
+    with sandbox, scratch_kv(sandbox.kv_url) as kv_url, scratch_database(sandbox.pg_url) as pg_url:
+        console.print(f"sandbox: {sandbox.describe()}")
+        kv = connect_kv(kv_url)
+        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
+        seed_store(kv, scale, settings.seed, anchor, flush=False, console=console, where=kv_url)
+        with connect_pg(pg_url) as conn:
+            schema.apply(conn)
+            tables = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+            ).fetchone()
+        console.print(f"schema applied: {tables[0] if tables else 0} tables")
+        inv = inventory_with_progress(kv, TYPE_IDS, console)
+        print_inventory(inv, console, per_kind=3)
+        errors = Counter(f.kind for f in inv.findings if f.severity == Severity.ERROR)
+        verdict = "clean: no errors" if not errors else f"errors: {dict(errors)}"
+        console.print(f"[bold]inventory {verdict}[/]")
+    return EXIT_OK
