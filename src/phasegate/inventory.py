@@ -8,8 +8,10 @@ unexpected Redis TYPE is a finding naming the key.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,9 +124,34 @@ def take_inventory(
 ) -> Inventory:
     """Scan the whole keyspace once and decode every requested type."""
     types = tuple(types)
-    grouped, inventory = group_entries(
-        read_entries(client, want=_want_value, on_batch=on_keys), types
-    )
+    with _cyclic_gc_paused():
+        grouped, inventory = group_entries(
+            read_entries(client, want=_want_value, on_batch=on_keys), types
+        )
+        _decode_all(inventory, grouped, types, on_type)
+    return inventory
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Bulk decoding builds millions of acyclic objects; the cyclic collector's
+    passes over them cost a quarter of the time at 6mo and more at 12mo.
+    Reference counting still frees memory while it is paused."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _decode_all(
+    inventory: Inventory,
+    grouped: dict[str, list[VariantEntry]],
+    types: tuple[str, ...],
+    on_type: Callable[[str], None] | None,
+) -> None:
     for type_id in types:
         mapping = MAPPINGS[type_id]
         entries = list(grouped.get(type_id, []))
@@ -136,7 +163,6 @@ def take_inventory(
         inventory.types[type_id].decoded = decoded
         if on_type is not None:
             on_type(type_id)
-    return inventory
 
 
 def _want_value(key: str, rtype: str) -> bool:

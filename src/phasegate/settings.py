@@ -96,7 +96,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("phase", None, _phase, "Phase whose exit gate runs: A, B, C or D.", "A|B|C|D"),
     Setting("seed", 7, int, "Seed for fixture generation and the parity sample.", "N"),
     Setting("scale", "now", _choice(*SCALES), "Fixture scale: now, 6mo or 12mo.", "SCALE"),
-    Setting("reports_dir", "reports", str, "Where gate runs write their reports.", "DIR"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -114,7 +113,6 @@ class Settings:
     phase: str | None
     seed: int
     scale: str
-    reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:

@@ -4,7 +4,7 @@ One row per direction present in KV; a pair present in one direction only is
 reported (``one_sided``) and migrated as it is, never completed silently.
 
 >>> from phasegate.keyspace import KvEntry
->>> out = decode([("set", KvEntry("friends:Al", "set", {b"bo"})),
+>>> out = decode([("set", KvEntry("friends:al", "set", {b"bo"})),
 ...               ("set", KvEntry("friends:bo", "set", {b"al", b"cy"}))])
 >>> sorted(out.records), [f.kind for f in out.findings]
 ([('al', 'bo'), ('bo', 'al'), ('bo', 'cy')], ['one_sided'])

@@ -29,22 +29,22 @@ def docker_answers(timeout: float = PING_TIMEOUT_S) -> bool:
     """
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     parts = urlsplit(host)
-    try:
-        if parts.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(parts.path)
-        elif parts.scheme in ("tcp", "http"):
-            sock = socket.create_connection(
-                (parts.hostname or "localhost", parts.port or 2375), timeout=timeout
-            )
-        else:
-            return False
-        with sock:
+    if parts.scheme == "unix":
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        address: str | tuple[str, int] = parts.path
+    elif parts.scheme in ("tcp", "http"):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        address = (parts.hostname or "localhost", parts.port or 2375)
+    else:
+        return False
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(address)
             sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
             reply = sock.recv(256)
-    except OSError:
-        return False
+        except OSError:
+            return False
     return reply.startswith(b"HTTP/1.") and b" 200 " in reply[:16]
 
 

@@ -1,0 +1,108 @@
+"""The phasegate command: fixed exit codes, clear errors, secrets never printed."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from phasegate.cli import main
+from phasegate.settings import Settings, settings_table
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """--help explains the commands and the exit codes."""
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exited.value.code == 0
+    for command in ("demo", "seed", "inventory", "schema", "servers", "settings"):
+        assert command in out
+    assert "Exit codes: 0 pass, 1 gate failed, 2 usage" in out
+
+
+def test_seed_without_a_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """No --kv-url: exit 2 and say how to fix it."""
+    code, _out, err = run(capsys, "seed")
+    assert code == 2
+    assert "--kv-url is required" in err
+    assert "hint" in err
+
+
+def test_seed_refuses_a_non_empty_db_unless_flushed(
+    capsys: pytest.CaptureFixture[str], scratch_kv_url: str
+) -> None:
+    """Seeding never mixes into existing data by accident."""
+    with redis.Redis.from_url(scratch_kv_url) as client:
+        client.set("someone:else", "1")
+        code, _out, err = run(capsys, "seed", "--kv-url", scratch_kv_url)
+        assert code == 2
+        assert "already holds 1 keys" in err
+        assert "--flush" in err
+        code, out, _err = run(capsys, "seed", "--kv-url", scratch_kv_url, "--flush", "--seed", "3")
+        assert code == 0
+        assert "seeded" in out
+        assert "seed 3" in out
+        assert client.get("someone:else") is None
+        assert client.dbsize() > 2000
+
+
+def test_inventory_reads_and_reports(
+    capsys: pytest.CaptureFixture[str], seeded_kv: redis.Redis, scratch_kv_url: str
+) -> None:
+    """inventory prints a per-type table and changes nothing."""
+    before = seeded_kv.dbsize()
+    code, out, _err = run(capsys, "inventory", "--kv-url", scratch_kv_url, "--type", "messages")
+    assert code == 0
+    assert "messages" in out
+    assert "scheme2" in out
+    assert "dangling_id" in out
+    assert seeded_kv.dbsize() == before
+
+
+def test_schema_apply_is_idempotent(
+    capsys: pytest.CaptureFixture[str], scratch_pg_url: str
+) -> None:
+    """The second apply says it changed nothing."""
+    code, out, _ = run(capsys, "schema", "apply", "--pg-url", scratch_pg_url)
+    assert code == 0
+    assert "tables and indexes created" in out
+    code, out, _ = run(capsys, "schema", "apply", "--pg-url", scratch_pg_url)
+    assert code == 0
+    assert "no change" in out
+
+
+def test_unreachable_server_error_hides_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    """A connection error names the server with its password redacted."""
+    code, _out, err = run(capsys, "inventory", "--kv-url", "redis://app:s3cret@127.0.0.1:1/0")
+    assert code == 2
+    assert "cannot reach Redis" in err
+    assert "app:***@127.0.0.1:1" in err
+    assert "s3cret" not in err
+
+
+def test_settings_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
+    """`phasegate settings --markdown` prints the table the README carries."""
+    code, out, _ = run(capsys, "settings", "--markdown")
+    assert code == 0
+    assert out.strip() == settings_table()
+
+
+def test_demo_runs_end_to_end(
+    capsys: pytest.CaptureFixture[str], phasegate_settings: Settings
+) -> None:
+    """The main job: seed, schema, inventory on the sandbox, clean verdict."""
+    argv = ["demo"]
+    if phasegate_settings.sandbox_pg_url:
+        argv += ["--sandbox-pg-url", phasegate_settings.sandbox_pg_url]
+    if phasegate_settings.sandbox_kv_url:
+        argv += ["--sandbox-kv-url", phasegate_settings.sandbox_kv_url]
+    code, out, _err = run(capsys, *argv)
+    assert code == 0
+    assert "schema applied: 9 tables" in out
+    assert "inventory clean: no errors" in out

@@ -1,0 +1,23 @@
+"""The examples in the library's docstrings run and hold."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+
+import pytest
+
+import phasegate
+
+MODULES = sorted(
+    info.name for info in pkgutil.walk_packages(phasegate.__path__, prefix="phasegate.")
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_doctests_pass(name: str) -> None:
+    """Every doctest in ``name`` passes."""
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0, f"{result.failed} doctest(s) failed in {name}"
