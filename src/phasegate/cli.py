@@ -28,13 +28,13 @@ def _settings_parent() -> argparse.ArgumentParser:
     group = parent.add_argument_group("settings (flag > PHASEGATE_* env > pyproject > default)")
     for s in SETTINGS:
         default = "none" if s.default is None else s.default
-        group.add_argument(
-            s.flag,
-            dest=s.name,
-            metavar=s.metavar or None,
-            default=None,
-            help=f"{s.help} [env {s.env}; default {default}]",
-        )
+        help_text = f"{s.help} [env {s.env}; default {default}]"
+        if s.is_flag:
+            group.add_argument(s.flag, dest=s.name, action="store_const", const="true",
+                               default=None, help=help_text)  # fmt: skip
+        else:
+            group.add_argument(s.flag, dest=s.name, metavar=s.metavar or None, default=None,
+                               help=help_text)  # fmt: skip
     return parent
 
 

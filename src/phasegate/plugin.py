@@ -21,13 +21,12 @@ from phasegate.stores import connect_kv
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("phasegate", "phasegate (flag > PHASEGATE_* env > pyproject)")
     for s in SETTINGS:
-        group.addoption(
-            s.flag,
-            dest=f"phasegate_{s.name}",
-            default=None,
-            metavar=s.metavar,
-            help=f"{s.help} [env {s.env}]",
-        )
+        if s.is_flag:
+            group.addoption(s.flag, dest=f"phasegate_{s.name}", action="store_const",
+                            const="true", default=None, help=f"{s.help} [env {s.env}]")  # fmt: skip
+        else:
+            group.addoption(s.flag, dest=f"phasegate_{s.name}", default=None, metavar=s.metavar,
+                            help=f"{s.help} [env {s.env}]")  # fmt: skip
 
 
 def pytest_configure(config: pytest.Config) -> None:

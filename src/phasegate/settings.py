@@ -43,6 +43,22 @@ def _phase(raw: str) -> str:
     return _choice(*PHASES)(raw.strip().upper())
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _percent(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 100:
+        raise ValueError("expected a percentage above 0, at most 100")
+    return value
+
+
 def _url(raw: str) -> str:
     value = raw.strip()
     if "://" not in value:
@@ -59,6 +75,11 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     metavar: str = ""
+
+    @property
+    def is_flag(self) -> bool:
+        """A boolean given as a bare ``--flag`` on the command line."""
+        return self.parse is _flag
 
     @property
     def flag(self) -> str:
@@ -96,6 +117,22 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("phase", None, _phase, "Phase whose exit gate runs: A, B, C or D.", "A|B|C|D"),
     Setting("seed", 7, int, "Seed for fixture generation and the parity sample.", "N"),
     Setting("scale", "now", _choice(*SCALES), "Fixture scale: now, 6mo or 12mo.", "SCALE"),
+    Setting(
+        "sample_rate",
+        10.0,
+        _percent,
+        "Percent of records compared field by field (hash(seed, key) mod 100 < rate).",
+        "PCT",
+    ),
+    Setting("full", False, _flag, "Also compare every record (the full diff)."),
+    Setting(
+        "pg_only_allowlist",
+        None,
+        str,
+        "File of Postgres-only rows that are expected ('<type> <key> [<key>...]' per line).",
+        "FILE",
+    ),
+    Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -113,6 +150,10 @@ class Settings:
     phase: str | None
     seed: int
     scale: str
+    sample_rate: float
+    full: bool
+    pg_only_allowlist: str | None
+    reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:

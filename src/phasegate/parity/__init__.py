@@ -1,0 +1,1 @@
+"""Parity: both stores reduced to canonical records through the mappings, compared."""
