@@ -24,8 +24,13 @@ def keyspace(scale: str, seed: int = 7) -> Keyspace:
 
 
 def typed_keys(ks: Keyspace) -> list[tuple[str, str]]:
-    parts = (("string", ks.strings), ("hash", ks.hashes), ("list", ks.lists),
-             ("set", ks.sets), ("zset", ks.zsets))  # fmt: skip
+    parts = (
+        ("string", ks.strings),
+        ("hash", ks.hashes),
+        ("list", ks.lists),
+        ("set", ks.sets),
+        ("zset", ks.zsets),
+    )
     return [(key, rtype) for rtype, part in parts for key in part]
 
 
@@ -77,9 +82,10 @@ def test_messy_real_shapes_are_present() -> None:
     """Mixed thread lists, null hash fields, hyphenated handles, emoji, long text, TTLs."""
     ks = keyspace("6mo")
     mixed = [
-        v for k, v in ks.lists.items()
+        v
+        for k, v in ks.lists.items()
         if k.startswith("thread:") and {x.startswith(b"{") for x in v} == {True, False}
-    ]  # fmt: skip
+    ]
     assert mixed
     assert any(v == b"null" for h in ks.hashes.values() for v in h.values())
     assert any("-" in k for k in ks.hashes if k.startswith("user:"))

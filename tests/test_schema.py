@@ -13,9 +13,15 @@ from phasegate.mappings import MAPPINGS, TYPE_IDS
 
 # Column kind -> Postgres udt_name in information_schema.
 UDT = {
-    "text": "text", "int": "int4", "bool": "bool", "ts": "timestamptz", "date": "date",
-    "json": "jsonb", "text[]": "_text", "date[]": "_date",
-}  # fmt: skip
+    "text": "text",
+    "int": "int4",
+    "bool": "bool",
+    "ts": "timestamptz",
+    "date": "date",
+    "json": "jsonb",
+    "text[]": "_text",
+    "date[]": "_date",
+}
 
 
 def test_schema_columns_match_the_mappings(
@@ -46,10 +52,14 @@ def test_applying_twice_changes_nothing(
     assert schema.catalog_snapshot(schema_pg) == before
     names = {row[1] for row in before if len(row) == 3}
     assert {
-        "messages_thread_idx", "messages_inbox_idx", "messages_unread_idx",
-        "games_players_idx", "board_entries_category_idx", "invites_created_by_idx",
+        "messages_thread_idx",
+        "messages_inbox_idx",
+        "messages_unread_idx",
+        "games_players_idx",
+        "board_entries_category_idx",
+        "invites_created_by_idx",
         "connections_to_status_idx",
-    } <= names  # fmt: skip
+    } <= names
 
 
 def test_thread_index_keys_are_least_then_greatest(

@@ -118,7 +118,9 @@ def backfill(
     unknown = set(types) - set(MAPPINGS)
     if unknown:
         raise ValueError(f"unknown data types: {sorted(unknown)}")
-    pg.autocommit = False
+    if not pg.autocommit:
+        pg.commit()
+        pg.autocommit = True  # each batch is its own explicit transaction
     with pg.transaction():
         pg.execute(STATE_DDL.encode())
     run_id, resumed = _open_run(pg, types, restart)

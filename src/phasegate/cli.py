@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from rich.console import Console
 
 from phasegate import __version__, schema
-from phasegate.errors import EXIT_OK, PhasegateError, UsageError
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
 from phasegate.stores import connect_kv, connect_pg
@@ -30,11 +30,18 @@ def _settings_parent() -> argparse.ArgumentParser:
         default = "none" if s.default is None else s.default
         help_text = f"{s.help} [env {s.env}; default {default}]"
         if s.is_flag:
-            group.add_argument(s.flag, dest=s.name, action="store_const", const="true",
-                               default=None, help=help_text)  # fmt: skip
+            group.add_argument(
+                s.flag,
+                dest=s.name,
+                action="store_const",
+                const="true",
+                default=None,
+                help=help_text,
+            )
         else:
-            group.add_argument(s.flag, dest=s.name, metavar=s.metavar or None, default=None,
-                               help=help_text)  # fmt: skip
+            group.add_argument(
+                s.flag, dest=s.name, metavar=s.metavar or None, default=None, help=help_text
+            )
     return parent
 
 
@@ -86,6 +93,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="show at most N findings per kind (default 10)",
     )
     inventory.set_defaults(run=_inventory)
+
+    backfill = sub.add_parser(
+        "backfill",
+        parents=[common],
+        help="copy --kv-url into --pg-url through the mappings (idempotent, resumable)",
+    )
+    backfill.add_argument(
+        "--type",
+        action="append",
+        choices=TYPE_IDS,
+        dest="types",
+        help="only this data type (repeatable; default all)",
+    )
+    backfill.add_argument(
+        "--restart",
+        action="store_true",
+        help="start a new run instead of resuming an unfinished one",
+    )
+    backfill.add_argument(
+        "--batch-rows",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="rows per transaction and checkpoint (default 50000)",
+    )
+    backfill.set_defaults(run=_backfill)
+
+    fk = sub.add_parser("fk", help="foreign keys to users(handle)")
+    fk_sub = fk.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fk_add = fk_sub.add_parser(
+        "add",
+        parents=[common],
+        help="list orphan handles; add the foreign keys (ON DELETE CASCADE) when there are none",
+    )
+    fk_add.add_argument(
+        "--create-missing-handles",
+        action="store_true",
+        help="create stub users for orphaned system and agent accounts",
+    )
+    fk_add.set_defaults(run=_fk_add)
 
     schema_cmd = sub.add_parser("schema", help="the Postgres target schema")
     schema_sub = schema_cmd.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -171,6 +218,36 @@ def _inventory(args: argparse.Namespace, settings: Settings) -> int:
     inv = inventory_with_progress(connect_kv(url), args.types or TYPE_IDS, console)
     print_inventory(inv, console, per_kind=args.findings)
     return EXIT_OK
+
+
+def _backfill(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import backfill_with_progress
+
+    kv_url = _require(settings.kv_url, "--kv-url", "the Redis to copy from")
+    pg_url = _require(settings.pg_url, "--pg-url", "the Postgres to copy into")
+    if args.batch_rows < 1:
+        raise UsageError("--batch-rows must be at least 1")
+    with connect_pg(pg_url) as pg:
+        backfill_with_progress(
+            connect_kv(kv_url),
+            pg,
+            args.types or TYPE_IDS,
+            console,
+            restart=args.restart,
+            batch_rows=args.batch_rows,
+        )
+    return EXIT_OK
+
+
+def _fk_add(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import print_fk_report
+    from phasegate.fk import add_foreign_keys
+
+    pg_url = _require(settings.pg_url, "--pg-url", "the Postgres to add foreign keys to")
+    with connect_pg(pg_url) as pg:
+        report = add_foreign_keys(pg, create_missing=args.create_missing_handles)
+    print_fk_report(report, console)
+    return EXIT_GATE_FAILED if report.blocked else EXIT_OK
 
 
 def _schema_apply(_args: argparse.Namespace, settings: Settings) -> int:

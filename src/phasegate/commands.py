@@ -6,6 +6,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+import psycopg
 import redis
 from rich.console import Console
 from rich.progress import (
@@ -20,8 +21,10 @@ from rich.progress import (
 from rich.table import Table
 
 from phasegate import schema
+from phasegate.backfill import BackfillResult, backfill
 from phasegate.errors import EXIT_OK, UsageError
 from phasegate.findings import Finding, Severity
+from phasegate.fk import FkReport
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
 from phasegate.seed.generator import SCALES, generate
@@ -173,3 +176,78 @@ def run_demo(settings: Settings, console: Console) -> int:
         verdict = "clean: no errors" if not errors else f"errors: {dict(errors)}"
         console.print(f"[bold]inventory {verdict}[/]")
     return EXIT_OK
+
+
+def backfill_with_progress(
+    kv: redis.Redis,
+    pg: psycopg.Connection[tuple[object, ...]],
+    types: Iterable[str],
+    console: Console,
+    *,
+    restart: bool = False,
+    batch_rows: int = 50_000,
+) -> BackfillResult:
+    """Backfill with a progress bar per type, then a table of rows and findings."""
+    types = tuple(types)
+    inventory = inventory_with_progress(kv, types, console)
+    with _progress(console) as progress:
+        tasks = {
+            t: progress.add_task(f"loading {t}", total=inventory.types[t].records or 1, rate="")
+            for t in types
+        }
+        started = time.monotonic()
+
+        def on_rows(type_id: str, done: int, total: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            progress.update(
+                tasks[type_id], completed=done, total=total or 1, rate=f"{rate:,.0f} rows/s"
+            )
+
+        result = backfill(
+            kv,
+            pg,
+            types,
+            restart=restart,
+            batch_rows=batch_rows,
+            inventory=inventory,
+            on_rows=on_rows,
+        )
+    table = Table(
+        title=f"backfill run {result.run_id}" + (" (resumed)" if result.resumed else ""),
+        title_justify="left",
+    )
+    for column in ("type", "inserted", "updated", "unchanged", "errors", "warnings"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for t, r in result.types.items():
+        errors = sum(1 for f in r.findings if f.severity == Severity.ERROR)
+        warnings = sum(1 for f in r.findings if f.severity == Severity.WARNING)
+        table.add_row(
+            t,
+            f"{r.inserted:,}",
+            f"{r.updated:,}",
+            f"{r.unchanged:,}",
+            _n(errors, "red"),
+            _n(warnings, "yellow"),
+        )
+    console.print(table)
+    if result.changed == 0:
+        console.print("no-op: every row already matched KV; nothing was rewritten")
+    console.print(f"findings stored in phasegate_findings (run_id {result.run_id})")
+    print_findings(result.inventory.findings, console, per_kind=3)
+    return result
+
+
+def print_fk_report(report: FkReport, console: Console) -> None:
+    for orphan in report.orphans:
+        fixed = " -> stub user created" if orphan.handle in report.stubs else ""
+        console.print(f"orphan {orphan}{fixed}")
+    if report.blocked:
+        console.print(
+            f"[red]{len(report.blocked)} orphan handles block the foreign keys[/]: restore those "
+            "users, or pass --create-missing-handles if they are system or agent accounts"
+        )
+        return
+    for name in report.added:
+        console.print(f"added and validated {name} (ON DELETE CASCADE)")
+    if report.present:
+        console.print(f"{len(report.present)} foreign keys were already present")

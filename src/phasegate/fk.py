@@ -77,9 +77,18 @@ def add_foreign_keys(conn: PgConn, *, create_missing: bool) -> FkReport:
                 conn.execute(
                     "INSERT INTO users (handle, is_agent, metadata) VALUES (%s, true, %s) "
                     "ON CONFLICT (handle) DO NOTHING",
-                    (handle, Jsonb({"stub": True, "reason": "system account referenced by "
-                                    + ", ".join(used) + " (phasegate fk add)"})),
-                )  # fmt: skip
+                    (
+                        handle,
+                        Jsonb(
+                            {
+                                "stub": True,
+                                "reason": "system account referenced by "
+                                + ", ".join(used)
+                                + " (phasegate fk add)",
+                            }
+                        ),
+                    ),
+                )
                 report.stubs.append(handle)
         if report.blocked:
             return report

@@ -8,11 +8,15 @@ to leave phase X; tests marked for another phase are skipped with a reason.
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import pytest
 import redis
 
+from phasegate import report
+from phasegate.parity.result import CheckResult
 from phasegate.servers import Sandbox, open_sandbox, scratch_database, scratch_kv
 from phasegate.settings import PHASES, SETTINGS, Settings, redact_url, resolve
 from phasegate.stores import connect_kv
@@ -22,11 +26,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("phasegate", "phasegate (flag > PHASEGATE_* env > pyproject)")
     for s in SETTINGS:
         if s.is_flag:
-            group.addoption(s.flag, dest=f"phasegate_{s.name}", action="store_const",
-                            const="true", default=None, help=f"{s.help} [env {s.env}]")  # fmt: skip
+            group.addoption(
+                s.flag,
+                dest=f"phasegate_{s.name}",
+                action="store_const",
+                const="true",
+                default=None,
+                help=f"{s.help} [env {s.env}]",
+            )
         else:
-            group.addoption(s.flag, dest=f"phasegate_{s.name}", default=None, metavar=s.metavar,
-                            help=f"{s.help} [env {s.env}]")  # fmt: skip
+            group.addoption(
+                s.flag,
+                dest=f"phasegate_{s.name}",
+                default=None,
+                metavar=s.metavar,
+                help=f"{s.help} [env {s.env}]",
+            )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -37,9 +52,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS}
     config.stash[_SETTINGS] = resolve(flags)
+    config.pluginmanager.register(GateReporter(config), "phasegate-reporter")
 
 
 _SETTINGS = pytest.StashKey[Settings]()
+RESULT_PROPERTY = "phasegate_result"
 
 
 def settings_of(config: pytest.Config) -> Settings:
@@ -113,3 +130,72 @@ def scratch_kv_client(scratch_kv_url: str) -> Iterator[redis.Redis]:
     client = connect_kv(scratch_kv_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+def record_check(request: pytest.FixtureRequest) -> Callable[[CheckResult], None]:
+    """Attach a gate check's result to the test's report (it survives xdist)."""
+
+    def record(result: CheckResult) -> None:
+        request.node.user_properties.append(
+            (RESULT_PROPERTY, json.dumps(result.as_dict(), default=str))
+        )
+
+    return record
+
+
+class GateReporter:
+    """Collects gate results from test reports (on the xdist controller too) and
+    writes the run's report at the end of the session."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.collector = report.Collector()
+        self.written = ""
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if "phase" not in report.keywords:
+            return
+        got = [json.loads(str(v)) for name, v in report.user_properties if name == RESULT_PROPERTY]
+        collector = self.collector
+        if report.when == "call":
+            collector.results.extend(CheckResult.from_dict(r) for r in got)
+            if report.failed and not got:
+                collector.errors.append((report.nodeid, _short(report)))
+        elif report.when == "setup" and report.skipped:
+            longrepr = report.longrepr
+            reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            collector.phase_skips.append((report.nodeid, reason.removeprefix("Skipped: ")))
+        elif report.failed:
+            collector.errors.append((report.nodeid, _short(report)))
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if hasattr(self.config, "workerinput") or not self.collector.has_gate_activity:
+            return  # xdist workers send their reports to the controller, which writes
+        s = settings_of(self.config)
+        summary = report.Summary(
+            run_id=report.new_run_id(),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            phase=s.phase,
+            context={
+                "seed": s.seed,
+                "sample_rate_percent": s.sample_rate,
+                "full": s.full,
+                "kv": redact_url(s.kv_url) if s.kv_url else f"sandbox ({s.scale} fixture)",
+                "pg": redact_url(s.pg_url) if s.pg_url else "sandbox",
+            },
+            results=tuple(self.collector.results),
+            phase_skips=tuple(self.collector.phase_skips),
+            errors=tuple(self.collector.errors),
+        )
+        folder = report.write(summary, s.reports_dir)
+        self.written = f"{folder}/report.md (verdict {summary.verdict})"
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.written:
+            terminalreporter.write_line(f"phasegate report: {self.written}")
+
+
+def _short(report: pytest.TestReport) -> str:
+    text = str(report.longrepr or "").strip().splitlines()
+    return text[-1] if text else report.outcome

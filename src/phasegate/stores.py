@@ -44,8 +44,12 @@ def connect_kv(url: str) -> redis.Redis:
     return client
 
 
-def connect_pg(url: str, *, autocommit: bool = False) -> psycopg.Connection[tuple[object, ...]]:
-    """A psycopg connection, with a clear error when the server does not answer."""
+def connect_pg(url: str, *, autocommit: bool = True) -> psycopg.Connection[tuple[object, ...]]:
+    """A psycopg connection, with a clear error when the server does not answer.
+
+    Autocommit by default: every write phasegate makes is an explicit
+    ``conn.transaction()`` block, which is then a real transaction.
+    """
     try:
         return psycopg.connect(url, autocommit=autocommit, connect_timeout=10)
     except psycopg.OperationalError as exc:

@@ -116,6 +116,6 @@ MAPPING = Mapping(
         KeyPattern("streak:*", "string", "json"),
     ),
     decoder=decode,
-    recency_column=None,
+    recency_column="last_active",
     summary="streak:{handle} as HASH or JSON STRING; spellings merged",
 )

@@ -21,7 +21,9 @@ from phasegate.mappings.base import Record, RecordKey
 
 
 def show_key(key: RecordKey) -> str:
-    """>>> show_key(("al", "bo"))
+    """A record key as text.
+
+    >>> show_key(("al", "bo"))
     'al|bo'
     """
     return "|".join(str(part) for part in key)
@@ -126,11 +128,12 @@ def diff_record(
     for name in differing:
         swapped_with = next(
             (
-                other for other in differing
+                other
+                for other in differing
                 if other != name and kv[name] == pg.get(other) and kv[other] == pg.get(name)
             ),
             None,
-        )  # fmt: skip
+        )
         hint = f"{name} and {swapped_with} are swapped" if swapped_with else ""
         yield FieldDiffers(type_id, key, kv_key, name, kv[name], pg.get(name), hint)
 

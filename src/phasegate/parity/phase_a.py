@@ -82,12 +82,18 @@ class PhaseA:
     def keyspace_coverage(self) -> CheckResult:
         unmapped = self.inventory.keyspace_findings
         return verdict(
-            "A", "keyspace", "coverage", [f"{f.key}: {f.detail}" for f in unmapped],
+            "A",
+            "keyspace",
+            "coverage",
+            [f"{f.key}: {f.detail}" for f in unmapped],
             ok=f"all {self.inventory.total_keys:,} keys are mapped or KV-only",
             bad="{n} unmapped keys: map them or add them to the KV-only list",
-            metrics={"keys": self.inventory.total_keys, "unmapped": len(unmapped),
-                     "kv_only": sum(self.inventory.kv_only.values())},
-        )  # fmt: skip
+            metrics={
+                "keys": self.inventory.total_keys,
+                "unmapped": len(unmapped),
+                "kv_only": sum(self.inventory.kv_only.values()),
+            },
+        )
 
     def check_coverage(self, type_id: str) -> CheckResult:
         inv = self.inventory.types[type_id]
@@ -96,11 +102,14 @@ class PhaseA:
         for f in inv.decoded.findings:
             by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
         return verdict(
-            "A", type_id, "coverage", [str(f) for f in errors],
+            "A",
+            type_id,
+            "coverage",
+            [str(f) for f in errors],
             ok=f"{inv.records:,} records decoded from {sum(inv.keys.values()):,} keys, no errors",
             bad="{n} values cannot be migrated as they are (fix them in KV or map them)",
             metrics={"keys": dict(inv.keys), "records": inv.records, "findings": by_kind},
-        )  # fmt: skip
+        )
 
     def check_counts(self, type_id: str) -> CheckResult:
         kv = self.inventory.types[type_id].decoded.records
@@ -113,15 +122,21 @@ class PhaseA:
         problems += [f"extra in Postgres: {show_key(k)}" for k in extra]
         pg_counted = len(pg) - len(allowed & pg.keys())
         return verdict(
-            "A", type_id, "counts", problems,
+            "A",
+            type_id,
+            "counts",
+            problems,
             ok=f"KV {len(kv):,} records = Postgres {pg_counted:,} rows"
             + (f" (+{len(allowed & pg.keys())} allow-listed PG-only)" if allowed else ""),
             bad=f"KV {len(kv):,} records, Postgres {pg_counted:,} rows: "
             f"{len(missing)} missing, {len(extra)} extra",
-            metrics={"kv_records": len(kv), "pg_rows": len(pg),
-                     "pg_only_allowed": len(allowed & pg.keys())},
+            metrics={
+                "kv_records": len(kv),
+                "pg_rows": len(pg),
+                "pg_only_allowed": len(allowed & pg.keys()),
+            },
             thresholds={"difference": 0},
-        )  # fmt: skip
+        )
 
     def _compare(
         self, type_id: str, check: str, keys: Iterable[RecordKey], what: str
@@ -141,20 +156,31 @@ class PhaseA:
             )
         )
         return verdict(
-            "A", type_id, check, diffs,
+            "A",
+            type_id,
+            check,
+            diffs,
             ok=f"{len(chosen):,} {what} identical field by field",
             bad="{n} differences in " + f"{len(chosen):,} {what}",
             metrics={"compared": len(chosen), "differences": len(diffs)},
             thresholds={"differences": 0},
-        )  # fmt: skip
+        )
 
     def check_sample(self, type_id: str) -> CheckResult:
         kv, pg = self.inventory.types[type_id].decoded.records, self.pg_records(type_id)
         keys = [k for k in kv.keys() | pg.keys() if in_sample(self.seed, k, self.sample_rate)]
         result = self._compare(type_id, "sample", keys, f"sampled records ({self.sample_rate:g}%)")
         metrics = {**result.metrics, "seed": self.seed, "rate_percent": self.sample_rate}
-        return CheckResult(result.phase, type_id, "sample", result.status, result.message,
-                           result.details, metrics, result.thresholds)  # fmt: skip
+        return CheckResult(
+            result.phase,
+            type_id,
+            "sample",
+            result.status,
+            result.message,
+            result.details,
+            metrics,
+            result.thresholds,
+        )
 
     def check_recency(self, type_id: str) -> CheckResult:
         column = MAPPINGS[type_id].recency_column
@@ -191,32 +217,46 @@ class PhaseA:
         for column in mapping.handle_columns:
             validated, action = fks.get(column, (False, ""))
             if column not in fks:
-                problems.append(f"{mapping.table}.{column}: no foreign key to users(handle) "
-                                "-- run `phasegate fk add`")  # fmt: skip
+                problems.append(
+                    f"{mapping.table}.{column}: no foreign key to users(handle) "
+                    "-- run `phasegate fk add`"
+                )
             elif not validated or action != "c":
-                problems.append(f"{mapping.table}.{column}: foreign key not validated or not "
-                                "ON DELETE CASCADE")  # fmt: skip
+                problems.append(
+                    f"{mapping.table}.{column}: foreign key not validated or not ON DELETE CASCADE"
+                )
         return verdict(
-            "A", type_id, "refint", problems,
+            "A",
+            type_id,
+            "refint",
+            problems,
             ok=f"every handle in {mapping.table} exists in users; foreign keys validated",
             bad="{n} referential problems",
             metrics={"foreign_keys": sorted(fks)},
-        )  # fmt: skip
+        )
 
     def check_rerun(self, type_id: str) -> CheckResult:
         if self.rerun is None:
-            return self._skip(type_id, "rerun", "given servers are only read: the full diff "
-                              "(--full) proves a re-run would change nothing")  # fmt: skip
+            return self._skip(
+                type_id,
+                "rerun",
+                "given servers are only read: the full diff "
+                "(--full) proves a re-run would change nothing",
+            )
         changed = self.rerun.changed.get(type_id, 0)
         problems = list(self.rerun.examples.get(type_id, []))
         if changed and not problems:
             problems = [f"{changed} rows changed on the second run"]
         return verdict(
-            "A", type_id, "rerun", problems,
+            "A",
+            type_id,
+            "rerun",
+            problems,
             ok="a second backfill of the same keyspace changed 0 rows",
             bad=f"a second backfill changed {changed} rows: the backfill is not a no-op",
-            metrics={"changed_on_rerun": changed}, thresholds={"changed_on_rerun": 0},
-        )  # fmt: skip
+            metrics={"changed_on_rerun": changed},
+            thresholds={"changed_on_rerun": 0},
+        )
 
 
 def rerun_examples(type_id: str, first: Inventory, second: Inventory, limit: int = 10) -> list[str]:

@@ -52,9 +52,15 @@ class CheckResult:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CheckResult:
         return cls(
-            data["phase"], data["type"], data["check"], data["status"], data["message"],
-            tuple(data["details"]), data["metrics"], data["thresholds"],
-        )  # fmt: skip
+            data["phase"],
+            data["type"],
+            data["check"],
+            data["status"],
+            data["message"],
+            tuple(data["details"]),
+            data["metrics"],
+            data["thresholds"],
+        )
 
 
 def verdict(
@@ -73,7 +79,12 @@ def verdict(
     if len(problems) > MAX_DETAILS:
         shown += (f"... and {len(problems) - MAX_DETAILS} more",)
     return CheckResult(
-        phase, type_id, check, "fail" if problems else "pass",
-        bad.format(n=len(problems)) if problems else ok, shown,
-        metrics or {}, thresholds or {},
-    )  # fmt: skip
+        phase,
+        type_id,
+        check,
+        "fail" if problems else "pass",
+        bad.format(n=len(problems)) if problems else ok,
+        shown,
+        metrics or {},
+        thresholds or {},
+    )

@@ -1,0 +1,165 @@
+"""Gate reports: one immutable summary, one renderer per format.
+
+A run writes ``<reports_dir>/<run-id>/summary.json`` (for CI) and
+``report.md`` (for a PR comment), and points ``<reports_dir>/latest`` at it.
+The fields of summary.json are documented in reports/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from phasegate.parity.result import CheckResult
+
+SCHEMA_VERSION = 1
+_MARK = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything a report says, immutable."""
+
+    run_id: str
+    created_at: str
+    phase: str | None
+    context: Mapping[str, Any]
+    results: tuple[CheckResult, ...]
+    phase_skips: tuple[tuple[str, str], ...] = ()  # (test id, reason)
+    errors: tuple[tuple[str, str], ...] = ()  # tests that broke without a result
+
+    @property
+    def verdict(self) -> str:
+        if self.errors or any(r.status == "fail" for r in self.results):
+            return "fail"
+        return "pass" if any(r.status == "pass" for r in self.results) else "skip"
+
+    def by_phase(self) -> dict[str, dict[str, dict[str, CheckResult]]]:
+        out: dict[str, dict[str, dict[str, CheckResult]]] = {}
+        for r in self.results:
+            out.setdefault(r.phase, {}).setdefault(r.type_id, {})[r.check] = r
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        phases: dict[str, Any] = {}
+        for phase, types in sorted(self.by_phase().items()):
+            statuses = [r.status for checks in types.values() for r in checks.values()]
+            phases[phase] = {
+                "verdict": _verdict(statuses),
+                "types": {
+                    type_id: {
+                        "verdict": _verdict([r.status for r in checks.values()]),
+                        "checks": {c: _check_dict(r) for c, r in checks.items()},
+                    }
+                    for type_id, checks in types.items()
+                },
+            }
+        return {
+            "schema": SCHEMA_VERSION,
+            "run_id": self.run_id,
+            "created_at": self.created_at,
+            "phase": self.phase,
+            "verdict": self.verdict,
+            "context": dict(self.context),
+            "phases": phases,
+            "skipped_other_phases": [{"test": t, "reason": r} for t, r in self.phase_skips],
+            "errors": [{"test": t, "message": m} for t, m in self.errors],
+        }
+
+
+def _verdict(statuses: Iterable[str]) -> str:
+    seen = set(statuses)
+    return "fail" if "fail" in seen else "pass" if "pass" in seen else "skip"
+
+
+def _check_dict(r: CheckResult) -> dict[str, Any]:
+    data = r.as_dict()
+    for name in ("phase", "type", "check"):
+        del data[name]
+    return data
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(3)
+
+
+def render_json(summary: Summary) -> str:
+    return json.dumps(summary.as_dict(), indent=2, sort_keys=False, default=str) + "\n"
+
+
+def render_markdown(summary: Summary) -> str:
+    """A report for a PR comment: verdict first, then a table, then what failed."""
+    lines = [
+        f"# phasegate: {summary.verdict.upper()}"
+        + (f" (phase {summary.phase})" if summary.phase else ""),
+        "",
+        f"Run `{summary.run_id}` at {summary.created_at}. "
+        + ", ".join(f"{k}: `{v}`" for k, v in summary.context.items()),
+        "",
+    ]
+    for phase, types in sorted(summary.by_phase().items()):
+        checks = sorted({c for t in types.values() for c in t}, key=_check_order)
+        lines += [f"## Phase {phase}", "", "| type | " + " | ".join(checks) + " |"]
+        lines.append("|---" * (len(checks) + 1) + "|")
+        for type_id, results in types.items():
+            cells = [_MARK[results[c].status] if c in results else "" for c in checks]
+            lines.append(f"| {type_id} | " + " | ".join(cells) + " |")
+        lines.append("")
+    failed = [r for r in summary.results if r.status == "fail"]
+    if failed:
+        lines += ["## What failed", ""]
+        for r in failed:
+            lines.append(f"- **{r.type_id} / {r.check}**: {r.message}")
+            lines.extend(f"  - `{d}`" for d in r.details)
+        lines.append("")
+    if summary.errors:
+        lines += ["## Errors (no verdict)", ""]
+        lines.extend(f"- `{t}`: {m}" for t, m in summary.errors)
+        lines.append("")
+    skipped = [r for r in summary.results if r.status == "skip"]
+    if skipped:
+        lines += ["## Skipped checks", ""]
+        lines.extend(f"- {r.type_id} / {r.check}: {r.message}" for r in skipped)
+        lines.append("")
+    if summary.phase_skips:
+        lines.append(f"{len(summary.phase_skips)} checks of other phases were skipped.")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _check_order(check: str) -> int:
+    order = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
+    return order.index(check) if check in order else len(order)
+
+
+def write(summary: Summary, reports_dir: str | Path) -> Path:
+    """Write the run's folder and repoint ``latest``; returns the folder."""
+    root = Path(reports_dir)
+    folder = root / summary.run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(render_json(summary))
+    (folder / "report.md").write_text(render_markdown(summary))
+    latest = root / "latest"
+    temporary = root / f".latest-{secrets.token_hex(4)}"
+    temporary.symlink_to(summary.run_id, target_is_directory=True)
+    os.replace(temporary, latest)  # atomic, so readers never see it missing
+    return folder
+
+
+@dataclass
+class Collector:
+    """Gathers results from pytest reports (on the xdist controller too)."""
+
+    results: list[CheckResult] = field(default_factory=list)
+    phase_skips: list[tuple[str, str]] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def has_gate_activity(self) -> bool:
+        return bool(self.results or self.phase_skips or self.errors)
