@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import redis
 
@@ -94,15 +97,18 @@ def test_settings_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str
 
 
 def test_demo_runs_end_to_end(
-    capsys: pytest.CaptureFixture[str], phasegate_settings: Settings
+    capsys: pytest.CaptureFixture[str], phasegate_settings: Settings, tmp_path: Path
 ) -> None:
-    """The main job: seed, schema, inventory on the sandbox, clean verdict."""
+    """The main job: seed, schema, backfill, keys, Phase A gate, report on the sandbox."""
     argv = ["demo"]
     if phasegate_settings.sandbox_pg_url:
         argv += ["--sandbox-pg-url", phasegate_settings.sandbox_pg_url]
     if phasegate_settings.sandbox_kv_url:
         argv += ["--sandbox-kv-url", phasegate_settings.sandbox_kv_url]
-    code, out, _err = run(capsys, *argv)
+    code, out, _err = run(capsys, *argv, "--reports-dir", str(tmp_path))
     assert code == 0
     assert "schema applied: 9 tables" in out
-    assert "inventory clean: no errors" in out
+    assert "Phase A verdict: PASS" in out
+    summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
+    assert summary["verdict"] == "pass"
+    assert summary["phases"]["A"]["types"]["messages"]["checks"]["full"]["status"] == "pass"

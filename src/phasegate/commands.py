@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import psycopg
 import redis
@@ -22,13 +23,16 @@ from rich.table import Table
 
 from phasegate import schema
 from phasegate.backfill import BackfillResult, backfill
-from phasegate.errors import EXIT_OK, UsageError
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.findings import Finding, Severity
-from phasegate.fk import FkReport
+from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
+from phasegate.parity.phase_a import CHECKS, PhaseA, RerunEvidence
+from phasegate.report import Summary, new_run_id
+from phasegate.report import write as write_report
 from phasegate.seed.generator import SCALES, generate
-from phasegate.settings import Settings
+from phasegate.settings import Settings, redact_url
 from phasegate.stores import connect_kv, connect_pg
 
 
@@ -150,7 +154,8 @@ def print_findings(findings: list[Finding], console: Console, per_kind: int) -> 
 
 
 def run_demo(settings: Settings, console: Console) -> int:
-    """Seed scratch stores on the sandbox, apply the schema, print the inventory."""
+    """Seed scratch stores on the sandbox, apply the schema, take the inventory,
+    backfill, add the foreign keys, and run the Phase A gate with a report."""
     from phasegate.servers import open_sandbox, scratch_database, scratch_kv
 
     scale = settings.scale
@@ -169,13 +174,69 @@ def run_demo(settings: Settings, console: Console) -> int:
             tables = conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
             ).fetchone()
-        console.print(f"schema applied: {tables[0] if tables else 0} tables")
-        inv = inventory_with_progress(kv, TYPE_IDS, console)
-        print_inventory(inv, console, per_kind=3)
-        errors = Counter(f.kind for f in inv.findings if f.severity == Severity.ERROR)
-        verdict = "clean: no errors" if not errors else f"errors: {dict(errors)}"
-        console.print(f"[bold]inventory {verdict}[/]")
-    return EXIT_OK
+            console.print(f"schema applied: {tables[0] if tables else 0} tables")
+            console.rule("backfill")
+            result = backfill_with_progress(kv, conn, TYPE_IDS, console)
+            print_fk_report(add_foreign_keys(conn, create_missing=True), console)
+            with console.status("backfilling again: a re-run must change nothing"):
+                again = backfill(kv, conn, restart=True)
+            console.print(f"re-run: {again.changed} rows changed")
+            evidence = RerunEvidence.between(result, again)
+            console.rule("Phase A gate")
+            gate = PhaseA(
+                again.inventory,
+                conn,
+                settings.seed,
+                settings.sample_rate,
+                full=True,
+                rerun=evidence,
+            )
+            summary = run_phase_a(gate, settings, kv=kv_url, pg=pg_url)
+        print_summary(summary, console)
+        folder = write_report(summary, settings.reports_dir)
+        console.print(
+            f"[bold]Phase A verdict: {summary.verdict.upper()}[/]; report: {folder}/report.md"
+        )
+    return EXIT_OK if summary.verdict != "fail" else EXIT_GATE_FAILED
+
+
+def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summary:
+    """Every Phase A check of every type, as one report summary."""
+    results = [gate.run("coverage", "keyspace")]
+    results += [gate.run(check, t) for t in TYPE_IDS for check in CHECKS]
+    return Summary(
+        run_id=new_run_id(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        phase="A",
+        context={
+            "seed": settings.seed,
+            "sample_rate_percent": settings.sample_rate,
+            "full": gate.full,
+            "kv": redact_url(kv),
+            "pg": redact_url(pg),
+        },
+        results=tuple(results),
+    )
+
+
+def print_summary(summary: Summary, console: Console) -> None:
+    for phase, types in summary.by_phase().items():
+        checks = [c for c in CHECKS if any(c in t for t in types.values())]
+        table = Table(title=f"Phase {phase}", title_justify="left")
+        table.add_column("type")
+        for check in checks:
+            table.add_column(check)
+        colour = {"pass": "green", "fail": "red", "skip": "dim"}
+        for type_id, results in types.items():
+            cells = [
+                f"[{colour[results[c].status]}]{results[c].status}[/]" if c in results else ""
+                for c in checks
+            ]
+            table.add_row(type_id, *cells)
+        console.print(table)
+    for r in summary.results:
+        if r.status == "fail":
+            console.print(f"[red]{r.explain()}[/]")
 
 
 def backfill_with_progress(

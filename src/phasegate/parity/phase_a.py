@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from phasegate.backfill import BackfillResult
 from phasegate.findings import Severity
 from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
@@ -46,6 +47,16 @@ class RerunEvidence:
 
     changed: dict[str, int]
     examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def between(cls, first: BackfillResult, second: BackfillResult) -> RerunEvidence:
+        """What the second of two backfills over one keyspace changed, and why."""
+        return cls(
+            changed={t: r.changed for t, r in second.types.items()},
+            examples={
+                t: rerun_examples(t, first.inventory, second.inventory) for t in second.types
+            },
+        )
 
 
 @dataclass
