@@ -1,0 +1,123 @@
+"""Backfill: rows counted as rows, re-runs change nothing, kill -9 resumes exactly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+import redis
+
+from fixtures.stores import ANCHOR_MS
+from phasegate import schema
+from phasegate.backfill import backfill
+from phasegate.mappings import MAPPINGS, TYPE_IDS
+from phasegate.parity.postgres import read_records
+from phasegate.seed.generator import generate
+from phasegate.servers import Sandbox, scratch_database
+from phasegate.stores import connect_pg
+
+PgConn = psycopg.Connection[tuple[object, ...]]
+
+
+@pytest.fixture
+def second_pg(sandbox: Sandbox) -> Iterator[tuple[str, PgConn]]:
+    """Another scratch database with the schema, for comparing two runs."""
+    with scratch_database(sandbox.pg_url) as url, connect_pg(url) as conn:
+        schema.apply(conn)
+        yield url, conn
+
+
+def tables(conn: PgConn) -> dict[str, object]:
+    return {t: read_records(conn, MAPPINGS[t]) for t in TYPE_IDS}
+
+
+def test_counts_are_rows_and_a_rerun_is_a_no_op(seeded_kv: redis.Redis, schema_pg: PgConn) -> None:
+    """First run inserts every record; the second inserts and updates none."""
+    first = backfill(seeded_kv, schema_pg)
+    for type_id, result in first.types.items():
+        records = first.inventory.types[type_id].records
+        assert (result.inserted, result.updated, result.unchanged) == (records, 0, 0), type_id
+    second = backfill(seeded_kv, schema_pg, restart=True)
+    assert second.changed == 0
+    assert all(r.unchanged == first.types[t].inserted for t, r in second.types.items())
+
+
+def test_a_changed_kv_record_is_one_update(seeded_kv: redis.Redis, schema_pg: PgConn) -> None:
+    """Only rows that differ are rewritten, and counted as updated."""
+    backfill(seeded_kv, schema_pg)
+    key = next(k for k in seeded_kv.scan_iter("board:entry:*", count=1000))
+    value = seeded_kv.get(key)
+    assert value is not None
+    seeded_kv.set(key, value.replace(b'"content":"', b'"content":"edited '))
+    again = backfill(seeded_kv, schema_pg, restart=True, types=["board"])
+    assert (again.types["board"].inserted, again.types["board"].updated) == (0, 1)
+
+
+def test_findings_are_stored_and_the_load_goes_on(
+    seeded_kv: redis.Redis, schema_pg: PgConn
+) -> None:
+    """An undecodable value is a stored finding; every other record is still loaded."""
+    seeded_kv.set("msg:broken", b"{not json")
+    result = backfill(seeded_kv, schema_pg, types=["messages"])
+    assert result.types["messages"].inserted == result.inventory.types["messages"].records
+    rows = schema_pg.execute(
+        "SELECT kind, severity, key FROM phasegate_findings WHERE run_id = %s AND key = %s",
+        (result.run_id, "msg:broken"),
+    ).fetchall()
+    assert rows == [("undecodable", "error", "msg:broken")]
+
+
+@pytest.mark.parametrize("kill_after_batches", [0, 25], ids=["while-reading", "mid-load"])
+def test_kill_9_then_resume_equals_an_uninterrupted_run(
+    seeded_kv: redis.Redis,
+    scratch_kv_url: str,
+    scratch_pg_url: str,
+    schema_pg: PgConn,
+    second_pg: tuple[str, PgConn],
+    kill_after_batches: int,
+) -> None:
+    """Killed once its run is open (while reading KV) or mid-load, the resumed run matches."""
+    argv = [sys.executable, "-m", "phasegate.cli", "backfill", "--kv-url", scratch_kv_url,
+            "--pg-url", scratch_pg_url, "--batch-rows", "7"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        runs, committed = _progress(schema_pg)
+        if runs and committed >= kill_after_batches:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "backfill finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.stderr is not None
+    proc.stderr.close()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "(resumed)" in done.stdout
+    _other_url, other = second_pg
+    backfill(redis.Redis.from_url(scratch_kv_url), other)
+    assert tables(schema_pg) == tables(other)
+
+
+def _progress(conn: PgConn) -> tuple[int, int]:
+    """(runs opened, batches committed) of the backfill under test."""
+    exists = conn.execute("SELECT to_regclass('phasegate_backfill_batches')").fetchone()
+    if not exists or exists[0] is None:
+        return 0, 0
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM phasegate_backfill_runs), "
+        "(SELECT count(*) FROM phasegate_backfill_batches)"
+    ).fetchone()
+    assert row is not None
+    return int(str(row[0])), int(str(row[1]))
+
+
+def test_generated_anchor_is_fixed_for_tests() -> None:
+    """The fixtures' anchor keeps the seeded data reproducible."""
+    assert generate("now", 7, ANCHOR_MS).strings == generate("now", 7, ANCHOR_MS).strings
