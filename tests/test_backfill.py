@@ -83,8 +83,18 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(
     kill_after_batches: int,
 ) -> None:
     """Killed once its run is open (while reading KV) or mid-load, the resumed run matches."""
-    argv = [sys.executable, "-m", "phasegate.cli", "backfill", "--kv-url", scratch_kv_url,
-            "--pg-url", scratch_pg_url, "--batch-rows", "7"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "phasegate.cli",
+        "backfill",
+        "--kv-url",
+        scratch_kv_url,
+        "--pg-url",
+        scratch_pg_url,
+        "--batch-rows",
+        "7",
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:

@@ -24,11 +24,29 @@ def migration(sandbox: Sandbox) -> Iterator[Migration]:
 
 def run_gate(m: Migration, reports: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "parity", "--phase=A", "--kv-url", m.kv_url,
-         "--pg-url", m.pg_url, "--reports-dir", str(reports), "-p", "no:cacheprovider",
-         "-q", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "parity",
+            "--phase=A",
+            "--kv-url",
+            m.kv_url,
+            "--pg-url",
+            m.pg_url,
+            "--reports-dir",
+            str(reports),
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            *extra,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def snapshot(m: Migration) -> tuple[object, ...]:

@@ -172,7 +172,7 @@ class PhaseA:
             check,
             diffs,
             ok=f"{len(chosen):,} {what} identical field by field",
-            bad="{n} differences in " + f"{len(chosen):,} {what}",
+            bad="{n} differences among " + f"{len(chosen):,} {what}",
             metrics={"compared": len(chosen), "differences": len(diffs)},
             thresholds={"differences": 0},
         )

@@ -1,0 +1,213 @@
+"""Phase A benchmarks, each beside its raw floor, measured in one run on the same servers.
+
+    python benchmarks/phase_a.py --kv-url redis://127.0.0.1:6379/9 \\
+        --pg-url postgresql://postgres@127.0.0.1:5432/postgres [--scale 12mo]
+
+Seeds the KV (unless it already holds data), then in fresh databases:
+backfill vs a plain COPY of the same rows into the same indexed tables; a
+no-op re-run (time and WAL); the full parity pass vs reading the same data as
+bytes (typed SCAN + MGET/Lua from Redis, binary COPY TO STDOUT from Postgres).
+Each step runs in its own child process so its peak memory is its own.
+Prints a Markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from phasegate import schema
+from phasegate.backfill import backfill
+from phasegate.inventory import take_inventory
+from phasegate.keyspace import read_entries
+from phasegate.mappings import MAPPINGS, TYPE_IDS
+from phasegate.parity.phase_a import PhaseA
+from phasegate.seed.generator import generate
+from phasegate.stores import connect_kv, connect_pg, with_database
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _wal(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
+    return str(row[0]) if row else "0/0"
+
+
+def _wal_bytes(conn: psycopg.Connection[Any], start: str, end: str) -> int:
+    row = conn.execute("SELECT pg_wal_lsn_diff(%s::pg_lsn, %s::pg_lsn)", (end, start)).fetchone()
+    return int(float(str(row[0]))) if row else 0
+
+
+def step_backfill(kv_url: str, pg_url: str) -> dict[str, Any]:
+    kv = connect_kv(kv_url)
+    with connect_pg(pg_url) as pg:
+        start_lsn = _wal(pg)
+        started = time.perf_counter()
+        result = backfill(kv, pg)
+        seconds = time.perf_counter() - started
+        wal = _wal_bytes(pg, start_lsn, _wal(pg))
+    rows = sum(r.rows for r in result.types.values())
+    return {
+        "seconds": seconds,
+        "rows": rows,
+        "changed": result.changed,
+        "wal_bytes": wal,
+        "peak_mb": _peak_mb(),
+    }
+
+
+def step_copy_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
+    """Plain COPY of the same rows into the same indexed tables (decoding not timed)."""
+    inventory = take_inventory(connect_kv(kv_url))
+    with connect_pg(pg_url) as pg:
+        started = time.perf_counter()
+        rows = 0
+        with pg.transaction(), pg.cursor() as cur:
+            for type_id in TYPE_IDS:
+                mapping = MAPPINGS[type_id]
+                cols = sql.SQL(", ").join(map(sql.Identifier, mapping.column_names))
+                query = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(mapping.table), cols
+                )
+                with cur.copy(query) as copy:
+                    for record in inventory.types[type_id].decoded.records.values():
+                        copy.write_row(mapping.to_row(record))
+                        rows += 1
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": rows, "peak_mb": _peak_mb()}
+
+
+def step_parity(kv_url: str, pg_url: str) -> dict[str, Any]:
+    started = time.perf_counter()
+    with connect_pg(pg_url) as pg:
+        pg.read_only = True
+        gate = PhaseA(take_inventory(connect_kv(kv_url)), pg, 7, 10.0, full=True)
+        results = [gate.run("full", t) for t in TYPE_IDS]
+    seconds = time.perf_counter() - started
+    compared = sum(int(r.metrics.get("compared", 0)) for r in results)
+    failed = [r.explain() for r in results if r.status != "pass"]
+    return {"seconds": seconds, "records": compared, "failed": failed, "peak_mb": _peak_mb()}
+
+
+def step_read_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
+    """Read the same data as bytes: every key's value from Redis, every table from PG."""
+    started = time.perf_counter()
+    kv_bytes = 0
+    for entry in read_entries(connect_kv(kv_url)):
+        kv_bytes += len(repr(entry.value)) if entry.value is not None else 0
+    pg_bytes = 0
+    with connect_pg(pg_url) as pg, pg.cursor() as cur:
+        for mapping in MAPPINGS.values():
+            query = sql.SQL("COPY {} TO STDOUT (FORMAT binary)").format(
+                sql.Identifier(mapping.table)
+            )
+            with cur.copy(query) as copy:
+                for chunk in copy:
+                    pg_bytes += len(chunk)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "kv_bytes": kv_bytes, "pg_bytes": pg_bytes, "peak_mb": _peak_mb()}
+
+
+STEPS = {
+    "backfill": step_backfill,
+    "copy-floor": step_copy_floor,
+    "parity": step_parity,
+    "read-floor": step_read_floor,
+}
+
+
+def child(step: str, kv_url: str, pg_url: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, __file__, "--step", step, "--kv-url", kv_url, "--pg-url", pg_url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def fresh_database(admin_url: str, name: str) -> str:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = with_database(admin_url, name)
+    with connect_pg(url) as conn:
+        schema.apply(conn)
+    return url
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kv-url", required=True)
+    parser.add_argument("--pg-url", required=True, help="admin URL; bench databases are made")
+    parser.add_argument("--scale", default="12mo")
+    parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.step:
+        print(json.dumps(STEPS[args.step](args.kv_url, args.pg_url)))
+        return
+    kv = connect_kv(args.kv_url)
+    if not kv.dbsize():
+        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
+        generate(args.scale, 7, anchor).write(kv)
+    load_db = fresh_database(args.pg_url, "phasegate_bench_load")
+    floor_db = fresh_database(args.pg_url, "phasegate_bench_floor")
+    try:
+        first = child("backfill", args.kv_url, load_db)
+        floor = child("copy-floor", args.kv_url, floor_db)
+        again = child("backfill", args.kv_url, load_db)
+        parity = child("parity", args.kv_url, load_db)
+        read = child("read-floor", args.kv_url, load_db)
+    finally:
+        drop_database(args.pg_url, "phasegate_bench_load")
+        drop_database(args.pg_url, "phasegate_bench_floor")
+    rows = first["rows"]
+    print(
+        f"Phase A benchmark, scale {args.scale} ({kv.dbsize():,} keys, {rows:,} rows); "
+        f"{platform.node()}, {datetime.now(UTC):%Y-%m-%d}\n"
+    )
+    print("| step | time | rate | peak memory | floor | ratio | target |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| backfill, fresh | {first['seconds']:.1f} s | {rows / first['seconds']:,.0f} rows/s | "
+        f"{first['peak_mb']:.0f} MB | COPY of the same rows {floor['seconds']:.1f} s | "
+        f"{first['seconds'] / floor['seconds']:.1f}x | within 2.5x |"
+    )
+    print(
+        f"| no-op re-run | {again['seconds']:.1f} s | {again['changed']} rows changed | "
+        f"{again['peak_mb']:.0f} MB | WAL {again['wal_bytes'] / 1e6:.2f} MB "
+        f"(first run {first['wal_bytes'] / 1e6:.0f} MB) | | faster than first, ~0 WAL |"
+    )
+    print(
+        f"| full parity | {parity['seconds']:.1f} s | {parity['records'] / parity['seconds']:,.0f} "
+        f"records/s | {parity['peak_mb']:.0f} MB | bytes read {read['seconds']:.1f} s | "
+        f"{parity['seconds'] / read['seconds']:.1f}x | within 2x, < 300 MB |"
+    )
+    if parity["failed"]:
+        print("\nparity differences:", *parity["failed"], sep="\n")
+
+
+if __name__ == "__main__":
+    main()

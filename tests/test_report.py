@@ -1,0 +1,83 @@
+"""Reports render a fixed summary exactly as the golden files say."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from phasegate import report
+from phasegate.parity.result import CheckResult
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def sample_summary() -> report.Summary:
+    results = (
+        CheckResult(
+            "A",
+            "keyspace",
+            "coverage",
+            "pass",
+            "all 2,813 keys are mapped or KV-only",
+            metrics={"keys": 2813},
+        ),
+        CheckResult(
+            "A",
+            "messages",
+            "counts",
+            "pass",
+            "KV 1,000 records = Postgres 1,000 rows",
+            metrics={"kv_records": 1000, "pg_rows": 1000},
+            thresholds={"difference": 0},
+        ),
+        CheckResult(
+            "A",
+            "messages",
+            "sample",
+            "fail",
+            "1 differences among 99 sampled records (10%)",
+            ("messages m1 (msg:m1) field text: KV 'hi', Postgres 'tampered'",),
+            {"compared": 99, "differences": 1, "seed": 7},
+            {"differences": 0},
+        ),
+        CheckResult("A", "friends", "recency", "skip", "friends records carry no timestamp"),
+    )
+    return report.Summary(
+        run_id="20261125T160000Z-abcdef",
+        created_at="2026-11-25T16:00:00+00:00",
+        phase="A",
+        context={"seed": 7, "kv": "redis://app:***@kv:6379/0", "pg": "sandbox"},
+        results=results,
+        phase_skips=(("parity/test_phase_b.py::x", "phase B check; run with --phase=B"),),
+    )
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("PHASEGATE_UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"{name} changed; PHASEGATE_UPDATE_GOLDEN=1 to accept"
+
+
+def test_markdown_report_matches_the_golden_file() -> None:
+    """Verdict first, the check table, what failed with its example, skips."""
+    check_golden("report_phase_a.md", report.render_markdown(sample_summary()))
+
+
+def test_summary_json_matches_the_golden_file() -> None:
+    """summary.json keeps its documented shape."""
+    check_golden("summary_phase_a.json", report.render_json(sample_summary()))
+    data = json.loads(report.render_json(sample_summary()))
+    assert data["verdict"] == "fail"
+    assert data["phases"]["A"]["types"]["messages"]["verdict"] == "fail"
+
+
+def test_write_points_latest_at_the_newest_run(tmp_path: Path) -> None:
+    """Each run gets its folder; latest is repointed atomically."""
+    first = report.write(sample_summary(), tmp_path)
+    newer = report.Summary(**{**sample_summary().__dict__, "run_id": "20261125T170000Z-fedcba"})
+    second = report.write(newer, tmp_path)
+    assert first.is_dir()
+    assert (tmp_path / "latest").resolve() == second.resolve()
+    assert json.loads((tmp_path / "latest" / "summary.json").read_text())["run_id"] == newer.run_id
