@@ -131,3 +131,16 @@ def _progress(conn: PgConn) -> tuple[int, int]:
 def test_generated_anchor_is_fixed_for_tests() -> None:
     """The fixtures' anchor keeps the seeded data reproducible."""
     assert generate("now", 7, ANCHOR_MS).strings == generate("now", 7, ANCHOR_MS).strings
+
+
+def test_a_key_clash_during_direct_copy_falls_back_to_the_merge(
+    seeded_kv: redis.Redis, schema_pg: PgConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row written meanwhile (here: before, while the table looked empty) is merged."""
+    first = backfill(seeded_kv, schema_pg, types=["games"])
+    schema_pg.execute("DELETE FROM games WHERE id <> (SELECT min(id) FROM games)")
+    monkeypatch.setattr("phasegate.backfill._is_empty", lambda _pg, _mapping: True)
+    again = backfill(seeded_kv, schema_pg, types=["games"], restart=True)
+    games = again.types["games"]
+    total = first.types["games"].inserted
+    assert (games.inserted, games.updated, games.unchanged) == (total - 1, 0, 1)

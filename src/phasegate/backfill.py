@@ -101,6 +101,7 @@ class BackfillResult:
 
 
 Progress = Callable[[str, int, int], None]  # (type_id, rows done, rows total)
+PgConn = psycopg.Connection[tuple[object, ...]]
 
 
 def backfill(
@@ -190,21 +191,21 @@ def _load_type(
         ).fetchall():
             done[int(str(batch))] = (int(str(inserted)), int(str(updated)), int(str(unchanged)))
     rows_done = 0
+    # Into an empty table, batches (disjoint key ranges) can be COPYed straight in.
+    direct = not done and _is_empty(pg, mapping)
     for index, batch in enumerate(batches):
         if index in done:
             inserted, updated, unchanged = done[index]
             result.resumed_batches += 1
+        elif direct and _copy_batch(pg, _Slot(run_id, mapping, index, digest), batch):
+            inserted, updated, unchanged = len(batch), 0, 0
         else:
+            direct = False
             with pg.transaction():
                 inserted, updated = _merge_batch(pg, mapping, batch)
                 unchanged = len(batch) - inserted - updated
-                pg.execute(
-                    "INSERT INTO phasegate_backfill_batches VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                    "ON CONFLICT (run_id, type_id, batch) DO UPDATE SET keys_digest = "
-                    "EXCLUDED.keys_digest, inserted = EXCLUDED.inserted, "
-                    "updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged",
-                    (run_id, mapping.type_id, index, digest, inserted, updated, unchanged),
-                )
+                slot = _Slot(run_id, mapping, index, digest)
+                _checkpoint(pg, slot, (inserted, updated, unchanged))
         result.inserted += inserted
         result.updated += updated
         result.unchanged += unchanged
@@ -212,6 +213,48 @@ def _load_type(
         if on_rows is not None:
             on_rows(mapping.type_id, rows_done, len(records))
     return result
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Where one batch's checkpoint goes."""
+
+    run_id: str
+    mapping: Mapping
+    index: int
+    digest: str
+
+
+def _checkpoint(pg: PgConn, slot: _Slot, counts: tuple[int, int, int]) -> None:
+    pg.execute(
+        "INSERT INTO phasegate_backfill_batches VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (run_id, type_id, batch) DO UPDATE SET keys_digest = EXCLUDED.keys_digest, "
+        "inserted = EXCLUDED.inserted, updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged",
+        (slot.run_id, slot.mapping.type_id, slot.index, slot.digest, *counts),
+    )
+
+
+def _is_empty(pg: PgConn, mapping: Mapping) -> bool:
+    row = pg.execute(
+        sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(mapping.table))
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _copy_batch(pg: PgConn, slot: _Slot, batch: list[Record]) -> bool:
+    """COPY a batch straight into the table; False (nothing written) on a key clash."""
+    mapping = slot.mapping
+    cols = sql.SQL(", ").join(map(sql.Identifier, mapping.column_names))
+    query = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(mapping.table), cols)
+    try:
+        with pg.transaction(), pg.cursor() as cur:
+            with cur.copy(query) as copy:
+                for record in batch:
+                    copy.write_row(mapping.to_row(record))
+            _checkpoint(pg, slot, (len(batch), 0, 0))
+    except psycopg.errors.UniqueViolation:
+        return False  # someone wrote these keys meanwhile: merge instead
+    return True
 
 
 def _keys_digest(mapping: Mapping, records: list[Record]) -> str:

@@ -63,11 +63,15 @@ class HandleBook:
         self.type_id = type_id
         self._spellings: dict[str, set[str]] = defaultdict(set)
         self._example: dict[str, str] = {}
+        self._seen: dict[str, str] = {}  # raw spelling -> canonical handle
 
     def canonical(self, raw: str, key: str, field: str = "handle") -> str:
-        handle = canonical_handle(raw, field)
-        self._spellings[handle].add(raw)
-        self._example.setdefault(handle, key)
+        handle = self._seen.get(raw)
+        if handle is None:
+            handle = canonical_handle(raw, field)
+            self._seen[raw] = handle
+            self._spellings[handle].add(raw)
+            self._example.setdefault(handle, key)
         return handle
 
     def findings(self) -> list[Finding]:

@@ -19,7 +19,7 @@ import redis
 
 from phasegate.findings import Finding, Severity
 from phasegate.keyspace import KvEntry, read_entries
-from phasegate.mappings import MAPPINGS, TYPE_IDS, classify
+from phasegate.mappings import MAPPINGS, TYPE_IDS, Classified, classify
 from phasegate.mappings.base import Decoded, VariantEntry
 
 
@@ -72,9 +72,15 @@ class Inventory:
 
 
 def group_entries(
-    entries: Iterable[KvEntry], types: Iterable[str] = TYPE_IDS
+    entries: Iterable[KvEntry],
+    types: Iterable[str] = TYPE_IDS,
+    known: dict[str, Classified] | None = None,
 ) -> tuple[dict[str, list[VariantEntry]], Inventory]:
-    """Classify entries into per-type lists (``borrows`` included)."""
+    """Classify entries into per-type lists (``borrows`` included).
+
+    ``known`` holds classifications already made while reading (consumed here).
+    """
+    known = {} if known is None else known
     wanted = set(types)
     for type_id in list(wanted):
         wanted.update(MAPPINGS[type_id].borrows)
@@ -82,7 +88,7 @@ def group_entries(
     grouped: dict[str, list[VariantEntry]] = defaultdict(list)
     for entry in entries:
         inventory.total_keys += 1
-        where = classify(entry.key, entry.rtype)
+        where = known.pop(entry.key, None) or classify(entry.key, entry.rtype)
         if where.kind == "kv_only":
             inventory.kv_only[entry.key.split(":", 1)[0]] += 1
         elif where.kind == "unmapped":
@@ -124,9 +130,15 @@ def take_inventory(
 ) -> Inventory:
     """Scan the whole keyspace once and decode every requested type."""
     types = tuple(types)
+    known: dict[str, Classified] = {}
+
+    def want(key: str, rtype: str) -> bool:
+        where = known[key] = classify(key, rtype)
+        return where.kind == "mapped"
+
     with _cyclic_gc_paused():
         grouped, inventory = group_entries(
-            read_entries(client, want=_want_value, on_batch=on_keys), types
+            read_entries(client, want=want, on_batch=on_keys), types, known
         )
         _decode_all(inventory, grouped, types, on_type)
     return inventory
@@ -163,7 +175,3 @@ def _decode_all(
         inventory.types[type_id].decoded = decoded
         if on_type is not None:
             on_type(type_id)
-
-
-def _want_value(key: str, rtype: str) -> bool:
-    return classify(key, rtype).kind == "mapped"

@@ -16,8 +16,11 @@ True
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 from typing import Any
+
+import orjson
 
 # Epoch milliseconds below this are almost surely Unix seconds (before 1973 in ms).
 _MIN_EPOCH_MS = 100_000_000_000
@@ -44,15 +47,47 @@ def _reject_constant(name: str) -> Any:
     raise DecodeError(f"JSON constant {name} is not valid JSON")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+# orjson reads integers beyond 64 bits as floats, silently; such text goes to json.
+_LONG_DIGITS = re.compile(rb"\d{16,}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def load_json(raw: bytes | str, field: str | None = None) -> Any:
-    """Parse JSON text (strict UTF-8, no NaN/Infinity)."""
-    source = text(raw, field) if isinstance(raw, bytes) else raw
+    """Parse JSON text: strict UTF-8, no NaN/Infinity, no unpaired surrogates.
+
+    >>> load_json(b'{"n": 123456789012345678901234567890}')
+    {'n': 123456789012345678901234567890}
+    """
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    fast_error = None
+    if not _LONG_DIGITS.search(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            fast_error = str(exc)
+    source = text(data, field)
     try:
-        return json.loads(source, parse_constant=_reject_constant)
+        value = _STRICT.decode(source)
     except json.JSONDecodeError as exc:
         raise DecodeError(f"bad JSON: {exc.msg} at char {exc.pos}", field) from None
     except RecursionError:
         raise DecodeError("JSON nested too deeply", field) from None
+    if fast_error is not None:  # json accepted what orjson refused: invalid Unicode
+        raise DecodeError(f"bad JSON: {fast_error.split(':')[0]}", field)
+    if _has_surrogate(value):  # only this rare path can produce them
+        raise DecodeError("bad JSON: a string holds an unpaired surrogate", field)
+    return value
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return not value.isascii() and bool(_SURROGATE.search(value))
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(v) for v in value)
+    return False
 
 
 def load_object(raw: bytes | str, field: str | None = None) -> dict[str, Any]:

@@ -80,33 +80,58 @@ def _head(glob: str) -> str:
     return glob.split(":", 1)[0]
 
 
+@dataclass(frozen=True)
+class _Rule:
+    """A compiled glob: an exact name, a prefix, or (otherwise) a regex."""
+
+    glob: str
+    type_id: str  # "" for the KV-only list
+    pattern: KeyPattern | None
+
+    @property
+    def matcher(self) -> tuple[str, str | re.Pattern[str]]:
+        body = self.glob[:-1]
+        if not any(ch in self.glob for ch in "*?["):
+            return "exact", self.glob
+        if self.glob.endswith("*") and not any(ch in body for ch in "*?["):
+            return "prefix", body
+        return "regex", re.compile(fnmatch.translate(self.glob))
+
+
 @cache
-def _rules() -> dict[str, list[tuple[re.Pattern[str], str, KeyPattern | None]]]:
-    """Patterns grouped by their first key segment, for a cheap lookup per key."""
-    rules: dict[str, list[tuple[re.Pattern[str], str, KeyPattern | None]]] = {}
-    for mapping in MAPPINGS.values():
-        for pattern in mapping.patterns:
-            rules.setdefault(_head(pattern.glob), []).append(
-                (re.compile(fnmatch.translate(pattern.glob)), mapping.type_id, pattern)
-            )
-    for glob in KV_ONLY:
-        rules.setdefault(_head(glob), []).append((re.compile(fnmatch.translate(glob)), "", None))
+def _rules() -> dict[str, list[tuple[str, str | re.Pattern[str], _Rule]]]:
+    """Rules grouped by their first key segment, for a cheap lookup per key."""
+    rules: dict[str, list[tuple[str, str | re.Pattern[str], _Rule]]] = {}
+    compiled = [_Rule(p.glob, m.type_id, p) for m in MAPPINGS.values() for p in m.patterns] + [
+        _Rule(glob, "", None) for glob in KV_ONLY
+    ]
+    for rule in compiled:
+        how, what = rule.matcher
+        rules.setdefault(_head(rule.glob), []).append((how, what, rule))
     return rules
+
+
+def _matches(key: str, how: str, what: str | re.Pattern[str]) -> bool:
+    if how == "prefix":
+        return key.startswith(what)  # type: ignore[arg-type]
+    if how == "exact":
+        return key == what
+    return bool(what.match(key))  # type: ignore[union-attr]
 
 
 def classify(key: str, rtype: str) -> Classified:
     """Classify one key by name and Redis TYPE."""
     expected: list[str] = []
     owner = None
-    for regex, type_id, pattern in _rules().get(_head(key), ()):
-        if not regex.match(key):
+    for how, what, rule in _rules().get(key.split(":", 1)[0], ()):
+        if not _matches(key, how, what):
             continue
-        if pattern is None:
+        if rule.pattern is None:
             return Classified("kv_only")
-        if pattern.rtype == rtype:
-            return Classified("mapped", type_id, pattern.variant, pattern)
-        owner = owner or type_id
-        expected.append(pattern.rtype)
+        if rule.pattern.rtype == rtype:
+            return Classified("mapped", rule.type_id, rule.pattern.variant, rule.pattern)
+        owner = owner or rule.type_id
+        expected.append(rule.pattern.rtype)
     if owner is not None:
         return Classified("wrong_type", owner, expected=tuple(expected))
     return Classified("unmapped")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import orjson
 from psycopg.types.json import Jsonb
 
 from phasegate.findings import Finding, excerpt
@@ -152,7 +153,7 @@ class Mapping:
         become findings (kept as raw excerpts), never rows."""
         decoded = self.decoder(entries)
         for rkey, record in list(decoded.records.items()):
-            problem = _postgres_rejects(record)
+            problem = _postgres_rejects(record, self.columns)
             if problem is not None:
                 field_name, reason = problem
                 del decoded.records[rkey]
@@ -189,20 +190,37 @@ class Mapping:
         return record
 
 
-def _postgres_rejects(record: Record) -> tuple[str, str] | None:
-    for name, value in record.items():
-        if _has_nul(value):
-            return name, "contains a NUL character, which Postgres text and jsonb reject"
+def _postgres_rejects(record: Record, columns: tuple[Column, ...]) -> tuple[str, str] | None:
+    for column in columns:
+        if _has_nul(record[column.name], column.kind):
+            return column.name, "contains a NUL character, which Postgres text and jsonb reject"
     return None
 
 
-def _has_nul(value: object) -> bool:
+def _has_nul(value: object, kind: str) -> bool:
+    """NUL anywhere in a text, text[] or json value (one C-level scan for json)."""
+    if value is None:
+        return False
+    if kind == "text":
+        return "\x00" in str(value)
+    if kind == "text[]":
+        return any("\x00" in str(v) for v in value)  # type: ignore[attr-defined]
+    if kind != "json":
+        return False
+    try:
+        dumped = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits
+        return _walk_nul(value)
+    return b"\\u0000" in dumped and _walk_nul(value)
+
+
+def _walk_nul(value: object) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_walk_nul(k) or _walk_nul(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_walk_nul(v) for v in value)
     return False
 
 

@@ -106,13 +106,19 @@ class _Decode:
         self.copies: dict[str, list[tuple[int, str, Record]]] = defaultdict(list)
         self.unread: dict[tuple[str, str], int] = {}
         self.refs: list[tuple[str, str, list[str]]] = []  # (variant, key, ids)
+        self.parsed: dict[bytes, Record] = {}  # scheme-3 element bytes -> its record
 
-    def add(self, obj: object, scheme: int, key: str, where: str) -> None:
-        with self.c.guard(where, obj):
+    def add(self, obj: object, scheme: int, key: str, where: str) -> Record | None:
+        # try/except, not Collector.guard: this runs once per message copy (hot)
+        try:
             if not isinstance(obj, dict):
                 raise DecodeError(f"expected a message object, got {type(obj).__name__}")
             record = _message(obj, scheme, self.book, key)
-            self.copies[record["id"]].append((scheme, where, record))
+        except DecodeError as exc:
+            self.c.finding("undecodable", where, exc.reason, exc.field, obj)
+            return None
+        self.copies[record["id"]].append((scheme, where, record))
+        return record
 
     def entry(self, variant: str, key: str, value: Any) -> None:
         if variant == "scheme1":
@@ -131,23 +137,14 @@ class _Decode:
                     self.c.finding("index_mismatch", key, f"key names another id {obj['id']!r}")
                 self.add(obj, 2, key, key)
         elif variant in ("scheme3", "thread"):
-            ids = []
-            for i, element in enumerate(value):
-                with self.c.guard(f"{key}#{i}", element):
-                    item = text(element)
-                    if item.lstrip().startswith("{"):
-                        self.add(load_object(item), 3, key, f"{key}#{i}")
-                    elif variant == "thread":
-                        ids.append(item)
-                    else:
-                        raise DecodeError("messages:{to} element is not a JSON object")
-            if ids:
-                self.refs.append((variant, key, ids))
+            self.list_elements(variant, key, value)
         elif variant in ("inbox", "outbox"):
             ids = []
             for i, element in enumerate(value):
-                with self.c.guard(f"{key}#{i}", element):
+                try:
                     ids.append(text(element))
+                except DecodeError as exc:
+                    self.c.finding("undecodable", f"{key}#{i}", exc.reason, None, element)
             self.refs.append((variant, key, ids))
         elif variant == "unread":
             with self.c.guard(key, None):
@@ -157,6 +154,43 @@ class _Decode:
                         frm = canonical_handle(text(sender), "sender")
                         n = to_int(text(count), "count") or 0
                         self.unread[(to, frm)] = self.unread.get((to, frm), 0) + n
+
+    def list_elements(self, variant: str, key: str, value: list[bytes]) -> None:
+        """A messages:{to} or thread:{a}:{b} list: JSON objects, and (threads) bare ids.
+
+        The same scheme-3 object is pushed on both lists; it is parsed once.
+        """
+        ids = []
+        for i, element in enumerate(value):
+            where = f"{key}#{i}"
+            if element.lstrip()[:1] == b"{":
+                cached = self.parsed.get(element)
+                if cached is not None:
+                    self.copies[cached["id"]].append((3, where, cached))
+                    continue
+                try:
+                    obj = load_object(element)
+                except DecodeError as exc:
+                    self.c.finding("undecodable", where, exc.reason, exc.field, element)
+                    continue
+                record = self.add(obj, 3, key, where)
+                if record is not None:
+                    self.parsed[element] = record
+            elif variant == "thread":
+                try:
+                    ids.append(text(element))
+                except DecodeError as exc:
+                    self.c.finding("undecodable", where, exc.reason, None, element)
+            else:
+                self.c.finding(
+                    "undecodable",
+                    where,
+                    "messages:{to} element is not a JSON object",
+                    None,
+                    element,
+                )
+        if ids:
+            self.refs.append((variant, key, ids))
 
     def scheme3_read_state(self) -> None:
         """Newest ``unread:{to}[from]`` scheme-3 messages per pair are unread."""
