@@ -47,6 +47,14 @@ def _settings_parent() -> argparse.ArgumentParser:
 
 def build_parser() -> argparse.ArgumentParser:
     common = _settings_parent()
+    typed = argparse.ArgumentParser(add_help=False)
+    typed.add_argument(
+        "--type",
+        action="append",
+        choices=TYPE_IDS,
+        dest="types",
+        help="only this data type (repeatable; default all)",
+    )
     parser = argparse.ArgumentParser(
         prog="phasegate",
         description="Gatekeeper for moving the /vibe app from Redis (KV) to Postgres, "
@@ -75,15 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     inventory = sub.add_parser(
         "inventory",
-        parents=[common],
+        parents=[common, typed],
         help="classify and decode every key of --kv-url (read only)",
-    )
-    inventory.add_argument(
-        "--type",
-        action="append",
-        choices=TYPE_IDS,
-        dest="types",
-        help="only this data type (repeatable)",
     )
     inventory.add_argument(
         "--findings",
@@ -96,15 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = sub.add_parser(
         "backfill",
-        parents=[common],
+        parents=[common, typed],
         help="copy --kv-url into --pg-url through the mappings (idempotent, resumable)",
-    )
-    backfill.add_argument(
-        "--type",
-        action="append",
-        choices=TYPE_IDS,
-        dest="types",
-        help="only this data type (repeatable; default all)",
     )
     backfill.add_argument(
         "--restart",
