@@ -10,18 +10,7 @@ from psycopg import sql
 from phasegate import schema
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
-
-# Column kind -> Postgres udt_name in information_schema.
-UDT = {
-    "text": "text",
-    "int": "int4",
-    "bool": "bool",
-    "ts": "timestamptz",
-    "date": "date",
-    "json": "jsonb",
-    "text[]": "_text",
-    "date[]": "_date",
-}
+from phasegate.schema import UDT
 
 
 def test_schema_columns_match_the_mappings(

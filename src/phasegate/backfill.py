@@ -29,6 +29,7 @@ import psycopg
 import redis
 from psycopg import sql
 
+from phasegate.errors import PhasegateError
 from phasegate.findings import Finding
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
@@ -65,6 +66,19 @@ CREATE TABLE IF NOT EXISTS phasegate_findings (
 );
 CREATE INDEX IF NOT EXISTS phasegate_findings_run ON phasegate_findings (run_id, type_id);
 """
+
+
+class BackfillBlockedError(PhasegateError):
+    """A batch names a handle that is not a user while the foreign keys are in place."""
+
+    def __init__(self, type_id: str, batch: int, exc: psycopg.Error) -> None:
+        detail = exc.diag.message_detail or str(exc).strip()
+        super().__init__(
+            f"backfill of {type_id} stopped at batch {batch} (earlier batches are committed): "
+            f"{exc.diag.constraint_name}: {detail}",
+            hint="the foreign keys are already added: backfill users first, or run "
+            "`phasegate fk add --create-missing-handles` for system accounts, then resume",
+        )
 
 
 @dataclass
@@ -201,11 +215,14 @@ def _load_type(
             inserted, updated, unchanged = len(batch), 0, 0
         else:
             direct = False
-            with pg.transaction():
-                inserted, updated = _merge_batch(pg, mapping, batch)
-                unchanged = len(batch) - inserted - updated
-                slot = _Slot(run_id, mapping, index, digest)
-                _checkpoint(pg, slot, (inserted, updated, unchanged))
+            try:
+                with pg.transaction():
+                    inserted, updated = _merge_batch(pg, mapping, batch)
+                    unchanged = len(batch) - inserted - updated
+                    slot = _Slot(run_id, mapping, index, digest)
+                    _checkpoint(pg, slot, (inserted, updated, unchanged))
+            except psycopg.errors.ForeignKeyViolation as exc:
+                raise BackfillBlockedError(mapping.type_id, index, exc) from None
         result.inserted += inserted
         result.updated += updated
         result.unchanged += unchanged
@@ -254,6 +271,8 @@ def _copy_batch(pg: PgConn, slot: _Slot, batch: list[Record]) -> bool:
             _checkpoint(pg, slot, (len(batch), 0, 0))
     except psycopg.errors.UniqueViolation:
         return False  # someone wrote these keys meanwhile: merge instead
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise BackfillBlockedError(mapping.type_id, slot.index, exc) from None
     return True
 
 

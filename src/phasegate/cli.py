@@ -11,10 +11,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import psycopg
+import redis
 from rich.console import Console
 
 from phasegate import __version__, schema
-from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, PhasegateError, UsageError
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
 from phasegate.stores import connect_kv, connect_pg
@@ -161,6 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.hint:
             err.print(f"  hint: {exc.hint}")
         return exc.exit_code
+    except (psycopg.Error, redis.RedisError) as exc:
+        # a store refused or failed mid-command: say which, without a traceback
+        store = "Postgres" if isinstance(exc, psycopg.Error) else "Redis"
+        err.print(f"[bold red]phasegate: {store} error: {redact_url(str(exc).strip())}[/]")
+        return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
@@ -259,8 +266,8 @@ def _servers(_args: argparse.Namespace, settings: Settings) -> int:
     from phasegate.servers import open_sandbox
 
     with open_sandbox(settings) as sandbox:
-        console.print(f"postgres  {sandbox.pg_url}  ({sandbox.origin['pg']})")
-        console.print(f"redis     {sandbox.kv_url}  ({sandbox.origin['kv']})")
+        console.print(f"postgres  {redact_url(sandbox.pg_url)}  ({sandbox.origin['pg']})")
+        console.print(f"redis     {redact_url(sandbox.kv_url)}  ({sandbox.origin['kv']})")
         console.print("up until Ctrl-C; e.g. phasegate seed --kv-url <redis> --flush")
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:

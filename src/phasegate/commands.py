@@ -168,7 +168,9 @@ def run_demo(settings: Settings, console: Console) -> int:
         console.print(f"sandbox: {sandbox.describe()}")
         kv = connect_kv(kv_url)
         anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
-        seed_store(kv, scale, settings.seed, anchor, flush=False, console=console, where=kv_url)
+        seed_store(
+            kv, scale, settings.seed, anchor, flush=False, console=console, where=redact_url(kv_url)
+        )
         with connect_pg(pg_url) as conn:
             schema.apply(conn)
             tables = conn.execute(

@@ -10,7 +10,21 @@ from importlib import resources
 
 import psycopg
 
+from phasegate.errors import ServerError
+from phasegate.mappings import MAPPINGS
+
 SCHEMA_FILE = "schema.sql"
+# Column kind (mappings) -> Postgres type name (information_schema udt_name).
+UDT = {
+    "text": "text",
+    "int": "int4",
+    "bool": "bool",
+    "ts": "timestamptz",
+    "date": "date",
+    "json": "jsonb",
+    "text[]": "_text",
+    "date[]": "_date",
+}
 
 
 def schema_sql() -> str:
@@ -19,9 +33,53 @@ def schema_sql() -> str:
 
 
 def apply(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create every table and index that does not exist yet, atomically."""
+    """Create every table and index that does not exist yet, atomically, then
+    check that the tables (new or already there) are the ones the mappings need."""
     with conn.transaction():
         conn.execute(schema_sql().encode())
+    problems = verify(conn)
+    if problems:
+        raise ServerError(
+            "the target schema differs from the mappings:\n  " + "\n  ".join(problems),
+            hint="an older or hand-made table is in the way: migrate or drop it, then apply",
+        )
+
+
+def verify(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    """Differences between the live tables and the mappings' columns and keys."""
+    problems = []
+    for mapping in MAPPINGS.values():
+        live: dict[str, str] = {
+            str(name): str(udt)
+            for name, udt in conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s",
+                (mapping.table,),
+            ).fetchall()
+        }
+        for column in mapping.columns:
+            found = live.get(column.name)
+            if found is None:
+                problems.append(f"{mapping.table}.{column.name}: missing")
+            elif found != UDT[column.kind]:
+                problems.append(
+                    f"{mapping.table}.{column.name}: {found}, expected {UDT[column.kind]}"
+                )
+        keys = {
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+                "AND a.attnum = ANY(i.indkey) WHERE i.indisprimary "
+                "AND i.indrelid = to_regclass(%s)",
+                (mapping.table,),
+            ).fetchall()
+        }
+        if live and keys != set(mapping.key_columns):
+            problems.append(
+                f"{mapping.table}: primary key ({', '.join(sorted(keys)) or 'none'}), "
+                f"expected ({', '.join(mapping.key_columns)})"
+            )
+    return problems
 
 
 def catalog_snapshot(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
