@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib import resources
 
 import psycopg
 import redis
@@ -36,36 +37,6 @@ from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, Record
 
 BATCH_ROWS = 50_000
-
-STATE_DDL = """
-CREATE TABLE IF NOT EXISTS phasegate_backfill_runs (
-    run_id      text PRIMARY KEY,
-    types       text[] NOT NULL,
-    started_at  timestamptz NOT NULL DEFAULT now(),
-    finished_at timestamptz
-);
-CREATE TABLE IF NOT EXISTS phasegate_backfill_batches (
-    run_id      text NOT NULL REFERENCES phasegate_backfill_runs ON DELETE CASCADE,
-    type_id     text NOT NULL,
-    batch       integer NOT NULL,
-    keys_digest text NOT NULL,
-    inserted    integer NOT NULL,
-    updated     integer NOT NULL,
-    unchanged   integer NOT NULL,
-    PRIMARY KEY (run_id, type_id, batch)
-);
-CREATE TABLE IF NOT EXISTS phasegate_findings (
-    run_id    text NOT NULL,
-    type_id   text NOT NULL,
-    kind      text NOT NULL,
-    severity  text NOT NULL,
-    key       text NOT NULL,
-    field     text,
-    detail    text NOT NULL,
-    raw       text
-);
-CREATE INDEX IF NOT EXISTS phasegate_findings_run ON phasegate_findings (run_id, type_id);
-"""
 
 
 class BackfillBlockedError(PhasegateError):
@@ -137,7 +108,7 @@ def backfill(
         pg.commit()
         pg.autocommit = True  # each batch is its own explicit transaction
     with pg.transaction():
-        pg.execute(STATE_DDL.encode())
+        pg.execute(resources.files("phasegate").joinpath("sql", "backfill_state.sql").read_bytes())
     run_id, resumed = _open_run(pg, types, restart)
     inventory = inventory or take_inventory(kv, types)
     result = BackfillResult(run_id, resumed, {}, inventory)

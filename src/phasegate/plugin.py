@@ -150,14 +150,14 @@ class GateReporter:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.collector = report.Collector()
+        self.results = report.GateResults()
         self.written = ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if "phase" not in report.keywords:
             return
         got = [json.loads(str(v)) for name, v in report.user_properties if name == RESULT_PROPERTY]
-        collector = self.collector
+        collector = self.results
         if report.when == "call":
             collector.results.extend(CheckResult.from_dict(r) for r in got)
             if report.failed and not got:
@@ -170,7 +170,7 @@ class GateReporter:
             collector.errors.append((report.nodeid, _short(report)))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.collector.has_gate_activity:
+        if hasattr(self.config, "workerinput") or not self.results.has_gate_activity:
             return  # xdist workers send their reports to the controller, which writes
         s = settings_of(self.config)
         summary = report.Summary(
@@ -184,9 +184,9 @@ class GateReporter:
                 "kv": redact_url(s.kv_url) if s.kv_url else f"sandbox ({s.scale} fixture)",
                 "pg": redact_url(s.pg_url) if s.pg_url else "sandbox",
             },
-            results=tuple(self.collector.results),
-            phase_skips=tuple(self.collector.phase_skips),
-            errors=tuple(self.collector.errors),
+            results=tuple(self.results.results),
+            phase_skips=tuple(self.results.phase_skips),
+            errors=tuple(self.results.errors),
         )
         folder = report.write(summary, s.reports_dir)
         self.written = f"{folder}/report.md (verdict {summary.verdict})"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from phasegate.parity.phase_a import CHECKS
 from phasegate.parity.result import CheckResult
 
 SCHEMA_VERSION = 1
@@ -134,8 +135,7 @@ def render_markdown(summary: Summary) -> str:
 
 
 def _check_order(check: str) -> int:
-    order = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
-    return order.index(check) if check in order else len(order)
+    return CHECKS.index(check) if check in CHECKS else len(CHECKS)
 
 
 def write(summary: Summary, reports_dir: str | Path) -> Path:
@@ -153,8 +153,8 @@ def write(summary: Summary, reports_dir: str | Path) -> Path:
 
 
 @dataclass
-class Collector:
-    """Gathers results from pytest reports (on the xdist controller too)."""
+class GateResults:
+    """Results gathered from pytest reports (on the xdist controller too)."""
 
     results: list[CheckResult] = field(default_factory=list)
     phase_skips: list[tuple[str, str]] = field(default_factory=list)
