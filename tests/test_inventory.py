@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
+
+import pytest
 import redis
 
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
+from phasegate.mappings.base import Decoded, VariantEntry
 
 
 def test_seeded_keyspace_is_fully_mapped_with_no_errors(seeded_kv: redis.Redis) -> None:
@@ -58,3 +63,17 @@ def test_borrowed_keys_count_once_in_the_keyspace(seeded_kv: redis.Redis) -> Non
     assert inv.types["achievements"].keys == {}
     assert inv.types["achievements"].records > 0
     assert MAPPINGS["achievements"].borrows == ("streaks",)
+
+
+def test_a_failing_decoder_fails_the_inventory_without_hanging(
+    seeded_kv: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoders run in threads; a crash in one is raised to the caller."""
+
+    def broken(entries: Iterable[VariantEntry]) -> Decoded:
+        next(iter(entries))
+        raise RuntimeError("decoder bug")
+
+    monkeypatch.setitem(MAPPINGS, "board", dataclasses.replace(MAPPINGS["board"], decoder=broken))
+    with pytest.raises(RuntimeError, match="decoder bug"):
+        take_inventory(seeded_kv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -179,7 +179,7 @@ def test_a_rerun_that_is_not_a_no_op_fails(
     """A decoder that stamps missing read_at with now() changes rows on every run."""
     honest = MAPPINGS["messages"]
 
-    def stamps_now(entries: Sequence[VariantEntry]) -> Decoded:
+    def stamps_now(entries: Iterable[VariantEntry]) -> Decoded:
         out = honest.decoder(entries)
         for record in out.records.values():
             if record["read_at"] is None:

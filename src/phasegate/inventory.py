@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import queue
+import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -71,24 +73,19 @@ class Inventory:
         }
 
 
-def group_entries(
-    entries: Iterable[KvEntry],
-    types: Iterable[str] = TYPE_IDS,
-    known: dict[str, Classified] | None = None,
-) -> tuple[dict[str, list[VariantEntry]], Inventory]:
-    """Classify entries into per-type lists (``borrows`` included).
+class _Router:
+    """Classifies entries and routes them to each type's decoder (borrows included),
+    keeping the inventory's counts; unmapped and wrong-TYPE keys become findings."""
 
-    ``known`` holds classifications already made while reading (consumed here).
-    """
-    known = {} if known is None else known
-    wanted = set(types)
-    for type_id in list(wanted):
-        wanted.update(MAPPINGS[type_id].borrows)
-    inventory = Inventory({t: TypeInventory(t) for t in types})
-    grouped: dict[str, list[VariantEntry]] = defaultdict(list)
-    for entry in entries:
+    def __init__(
+        self, inventory: Inventory, sinks: dict[str, list[Callable[[VariantEntry], None]]]
+    ):
+        self.inventory = inventory
+        self.sinks = sinks
+
+    def route(self, entry: KvEntry, where: Classified) -> None:
+        inventory = self.inventory
         inventory.total_keys += 1
-        where = known.pop(entry.key, None) or classify(entry.key, entry.rtype)
         if where.kind == "kv_only":
             inventory.kv_only[entry.key.split(":", 1)[0]] += 1
         elif where.kind == "unmapped":
@@ -101,24 +98,67 @@ def group_entries(
                     "map it or add it to the KV-only list",
                 )
             )
-        elif where.type_id in wanted:
+        elif where.kind == "wrong_type":
             assert where.type_id is not None
-            if where.kind == "wrong_type":
-                if where.type_id in inventory.types:
-                    inventory.types[where.type_id].decoded.findings.append(
-                        Finding(
-                            where.type_id,
-                            "wrong_type",
-                            entry.key,
-                            f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
-                        )
+            if where.type_id in inventory.types:
+                inventory.types[where.type_id].decoded.findings.append(
+                    Finding(
+                        where.type_id,
+                        "wrong_type",
+                        entry.key,
+                        f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
                     )
-                continue
+                )
+        else:
+            assert where.type_id is not None
             assert where.variant is not None
-            grouped[where.type_id].append((where.variant, entry))
             if where.type_id in inventory.types:
                 inventory.types[where.type_id].keys[where.variant] += 1
-    return grouped, inventory
+            for sink in self.sinks.get(where.type_id, ()):
+                sink((where.variant, entry))
+
+
+_DONE = None
+_BATCH = 2000
+
+
+class _DecoderThread(threading.Thread):
+    """Decodes one type from a queue of entry batches while the keyspace is read.
+
+    Every decoder iterates its entries once, so it can consume them as they
+    arrive: Redis I/O (socket waits, the server's own work on the other core)
+    overlaps with decoding.
+    """
+
+    def __init__(self, type_id: str) -> None:
+        super().__init__(name=f"decode-{type_id}", daemon=True)
+        self.type_id = type_id
+        self.queue: queue.SimpleQueue[list[VariantEntry] | None] = queue.SimpleQueue()
+        self.pending: list[VariantEntry] = []
+        self.result: Decoded | None = None
+        self.error: BaseException | None = None
+
+    def put(self, item: VariantEntry) -> None:
+        self.pending.append(item)
+        if len(self.pending) >= _BATCH:
+            self.queue.put(self.pending)
+            self.pending = []
+
+    def close(self) -> None:
+        self.queue.put(self.pending)
+        self.queue.put(_DONE)
+
+    def _entries(self) -> Iterator[VariantEntry]:
+        while (batch := self.queue.get()) is not _DONE:
+            yield from batch
+
+    def run(self) -> None:
+        try:
+            self.result = MAPPINGS[self.type_id].decode(self._entries())
+        except BaseException as exc:  # re-raised in the caller's thread
+            self.error = exc
+            for _ in iter(self.queue.get, _DONE):  # drain so the producer never blocks
+                pass
 
 
 def take_inventory(
@@ -128,8 +168,15 @@ def take_inventory(
     on_keys: Callable[[int], None] | None = None,
     on_type: Callable[[str], None] | None = None,
 ) -> Inventory:
-    """Scan the whole keyspace once and decode every requested type."""
+    """Scan the whole keyspace once and decode every requested type (concurrently)."""
     types = tuple(types)
+    inventory = Inventory({t: TypeInventory(t) for t in types})
+    threads = {t: _DecoderThread(t) for t in types}
+    sinks: dict[str, list[Callable[[VariantEntry], None]]] = defaultdict(list)
+    for type_id, thread in threads.items():
+        for source in (type_id, *MAPPINGS[type_id].borrows):
+            sinks[source].append(thread.put)
+    router = _Router(inventory, sinks)
     known: dict[str, Classified] = {}
 
     def want(key: str, rtype: str) -> bool:
@@ -137,10 +184,25 @@ def take_inventory(
         return where.kind == "mapped"
 
     with _cyclic_gc_paused():
-        grouped, inventory = group_entries(
-            read_entries(client, want=want, on_batch=on_keys), types, known
-        )
-        _decode_all(inventory, grouped, types, on_type)
+        for thread in threads.values():
+            thread.start()
+        try:
+            for entry in read_entries(client, want=want, on_batch=on_keys):
+                where = known.pop(entry.key) if entry.key in known else None
+                router.route(entry, where or classify(entry.key, entry.rtype))
+        finally:
+            for thread in threads.values():
+                thread.close()
+        for type_id, thread in threads.items():
+            thread.join()
+            if thread.error is not None:
+                raise thread.error
+            assert thread.result is not None
+            found = inventory.types[type_id].decoded.findings
+            thread.result.findings[:0] = found
+            inventory.types[type_id].decoded = thread.result
+            if on_type is not None:
+                on_type(type_id)
     return inventory
 
 
@@ -156,22 +218,3 @@ def _cyclic_gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _decode_all(
-    inventory: Inventory,
-    grouped: dict[str, list[VariantEntry]],
-    types: tuple[str, ...],
-    on_type: Callable[[str], None] | None,
-) -> None:
-    for type_id in types:
-        mapping = MAPPINGS[type_id]
-        entries = list(grouped.get(type_id, []))
-        for borrowed in mapping.borrows:
-            entries.extend(grouped.get(borrowed, []))
-        found = inventory.types[type_id].decoded.findings
-        decoded = mapping.decode(entries)
-        decoded.findings[:0] = found
-        inventory.types[type_id].decoded = decoded
-        if on_type is not None:
-            on_type(type_id)

@@ -13,7 +13,7 @@ was unlocked, so ``unlocked_at`` is NULL then, never now().
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import canonical_handle
 from phasegate.mappings.base import Collector, Column, Decoded, Mapping, VariantEntry, suffix
@@ -21,7 +21,7 @@ from phasegate.mappings.streaks import read_streak
 from phasegate.values import DecodeError, to_timestamp
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("achievements")
     for variant, entry in entries:
         if variant != "json":

@@ -13,7 +13,7 @@ and JSON values (``dict``/``list``/scalars) for ``json`` columns.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -128,7 +128,7 @@ class Mapping:
     table: str
     columns: tuple[Column, ...]
     patterns: tuple[KeyPattern, ...]
-    decoder: Callable[[Sequence[VariantEntry]], Decoded]
+    decoder: Callable[[Iterable[VariantEntry]], Decoded]
     borrows: tuple[str, ...] = ()
     recency_column: str | None = None
     summary: str = ""
@@ -148,7 +148,7 @@ class Mapping:
     def record_key(self, record: Record) -> RecordKey:
         return tuple(record[name] for name in self.key_columns)
 
-    def decode(self, entries: Sequence[VariantEntry]) -> Decoded:
+    def decode(self, entries: Iterable[VariantEntry]) -> Decoded:
         """Decode entries into canonical records; values Postgres would reject
         become findings (kept as raw excerpts), never rows."""
         decoded = self.decoder(entries)

@@ -16,7 +16,7 @@ entries are reachable only by scanning ``board:entry:*``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import HandleBook, canonical_handle
 from phasegate.mappings.base import (
@@ -45,7 +45,7 @@ CATEGORIES = (
 _CONSUMED = {"id", "author", "content", "category", "tags", "timestamp", "reactions", "comments"}
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("board")
     book = HandleBook("board")
     indexes: list[tuple[str, str, list[str]]] = []

@@ -16,7 +16,7 @@ the record is reported and the record wins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
@@ -26,7 +26,7 @@ STATUS_SETS = ("pending", "accepted", "blocked")
 _CONSUMED = {"status", "requestedAt", "respondedAt", "message", "grandfathered"}
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("connections")
     book = HandleBook("connections")
     from_sets: dict[tuple[str, str], tuple[str, str]] = {}  # pair -> (status, key)

@@ -12,7 +12,7 @@ reported (``one_sided``) and migrated as it is, never completed silently.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import (
@@ -27,7 +27,7 @@ from phasegate.mappings.base import (
 from phasegate.values import text
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("friends")
     book = HandleBook("friends")
     where: dict[tuple[str, str], str] = {}

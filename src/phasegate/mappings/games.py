@@ -15,7 +15,7 @@ becomes a ``games`` row; players are canonical handles (the GIN index on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
@@ -25,7 +25,7 @@ GAME_TYPES = ("chess", "tictactoe", "werewolf", "twotruths", "hangman", "20quest
 _CONSUMED = {"id", "type", "players", "state", "winner", "created_at", "updated_at"}
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("games")
     book = HandleBook("games")
     for _variant, entry in entries:

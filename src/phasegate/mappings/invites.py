@@ -15,7 +15,7 @@ Timestamps come twice (``created_at`` ISO and ``created_at_ts`` ms, likewise
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from phasegate.handles import HandleBook, canonical_handle
 from phasegate.mappings.base import (
@@ -56,7 +56,7 @@ def _twice(c: Collector, where: str, obj: dict[str, object], name: str) -> objec
     return iso if iso is not None else ms
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("invites")
     book = HandleBook("invites")
     by_handle: list[tuple[str, list[str]]] = []

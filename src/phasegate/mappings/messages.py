@@ -25,7 +25,7 @@ vibe:messages; copies that disagree are reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from phasegate.handles import HandleBook, canonical_handle
@@ -268,7 +268,7 @@ class _Decode:
                         )
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     state = _Decode()
     for variant, entry in entries:
         state.entry(variant, entry.key, entry.value)

@@ -16,7 +16,7 @@ badges[]}`` (badges go to achievements). Keys are not normalised, so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from phasegate.handles import HandleBook
@@ -64,7 +64,7 @@ def read_streak(entry: KvEntry, variant: str) -> dict[str, Any]:
     return load_object(entry.value)
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("streaks")
     book = HandleBook("streaks")
     chosen: dict[str, tuple[str, Record]] = {}

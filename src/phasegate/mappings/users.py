@@ -15,7 +15,7 @@ fields). A handle can be in either or both; fields with no column are kept in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from phasegate.handles import HandleBook, suspected_duplicates
@@ -150,7 +150,7 @@ def _fields(
     return columns, extra
 
 
-def decode(entries: Sequence[VariantEntry]) -> Decoded:
+def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("users")
     book = HandleBook("users")
     users: dict[str, Record] = {}
