@@ -77,3 +77,25 @@ def test_a_failing_decoder_fails_the_inventory_without_hanging(
     monkeypatch.setitem(MAPPINGS, "board", dataclasses.replace(MAPPINGS["board"], decoder=broken))
     with pytest.raises(RuntimeError, match="decoder bug"):
         take_inventory(seeded_kv)
+
+
+def test_reads_fall_back_to_pipelines_where_scripts_are_refused(
+    seeded_kv: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without EVAL_RO (hosted Redis may refuse scripts) the inventory is identical."""
+    expected = take_inventory(seeded_kv)
+    real = redis.Redis.execute_command
+    refused: list[object] = []
+
+    def no_scripts(self: redis.Redis, *args: object, **kwargs: object) -> object:
+        if args and args[0] == "EVAL_RO":
+            refused.append(args[0])
+            raise redis.ResponseError("ERR unknown command 'EVAL_RO'")
+        return real(self, *args, **kwargs)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(redis.Redis, "execute_command", no_scripts)
+    fallback = take_inventory(seeded_kv)
+    assert refused == ["EVAL_RO"]  # asked once, then never again
+    for type_id in TYPE_IDS:
+        assert fallback.types[type_id].decoded.records == expected.types[type_id].decoded.records
+    assert fallback.total_keys == expected.total_keys
