@@ -31,7 +31,7 @@ from phasegate.backfill import backfill
 from phasegate.inventory import take_inventory
 from phasegate.keyspace import read_entries
 from phasegate.mappings import MAPPINGS, TYPE_IDS
-from phasegate.parity.phase_a import PhaseA
+from phasegate.parity.full import full_diff
 from phasegate.seed.generator import generate
 from phasegate.stores import connect_kv, connect_pg, with_database
 
@@ -90,15 +90,22 @@ def step_copy_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
 
 
 def step_parity(kv_url: str, pg_url: str) -> dict[str, Any]:
+    """The full diff as the gate runs it (--full): bucketed, two worker processes."""
     started = time.perf_counter()
     with connect_pg(pg_url) as pg:
         pg.read_only = True
-        gate = PhaseA(take_inventory(connect_kv(kv_url)), pg, 7, 10.0, full=True)
-        results = [gate.run("full", t) for t in TYPE_IDS]
+        results = full_diff(connect_kv(kv_url), pg, TYPE_IDS)
     seconds = time.perf_counter() - started
-    compared = sum(int(r.metrics.get("compared", 0)) for r in results)
-    failed = [r.explain() for r in results if r.status != "pass"]
-    return {"seconds": seconds, "records": compared, "failed": failed, "peak_mb": _peak_mb()}
+    compared = sum(r.compared for r in results.values())
+    failed = [e for r in results.values() for e in r.examples]
+    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return {
+        "seconds": seconds,
+        "records": compared,
+        "failed": failed,
+        "peak_mb": _peak_mb(),
+        "workers_peak_mb": workers_mb,
+    }
 
 
 def step_read_floor(kv_url: str, pg_url: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ def migration(sandbox: Sandbox) -> Iterator[Migration]:
 
 def gate(m: Migration, *, full: bool = True) -> PhaseA:
     """The gate as it would run now against these stores (KV read afresh)."""
-    return PhaseA(take_inventory(m.kv), m.pg, SEED, 10.0, full, rerun=rerun_evidence(m))
+    return PhaseA(take_inventory(m.kv), m.kv, m.pg, SEED, 10.0, full, rerun=rerun_evidence(m))
 
 
 def sampled_message(m: Migration, *, recent: bool | None = None, in_sample_: bool = True) -> str:

@@ -187,6 +187,7 @@ def run_demo(settings: Settings, console: Console) -> int:
             console.rule("Phase A gate")
             gate = PhaseA(
                 again.inventory,
+                kv,
                 conn,
                 settings.seed,
                 settings.sample_rate,

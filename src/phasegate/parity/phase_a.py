@@ -16,14 +16,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+import redis
+
 from phasegate.backfill import BackfillResult
 from phasegate.findings import Severity
 from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Record, RecordKey
 from phasegate.parity.diff import diff_records, show_key
+from phasegate.parity.full import TypeDiff, full_diff
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans, read_records
-from phasegate.parity.result import CheckResult, verdict
+from phasegate.parity.result import CheckResult, Status, verdict
 
 CHECKS = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
 RECENT = timedelta(hours=24)
@@ -64,6 +67,7 @@ class PhaseA:
     """Inputs of the Phase A checks, loaded once per session and cached per type."""
 
     inventory: Inventory
+    kv: redis.Redis
     pg: PgConn
     seed: int
     sample_rate: float
@@ -72,6 +76,7 @@ class PhaseA:
     allow: AllowList = field(default_factory=AllowList)
     rerun: RerunEvidence | None = None
     _pg_cache: dict[str, dict[RecordKey, Record]] = field(default_factory=dict)
+    _full: dict[str, TypeDiff] | None = None
 
     def pg_records(self, type_id: str) -> dict[RecordKey, Record]:
         if type_id not in self._pg_cache:
@@ -212,8 +217,27 @@ class PhaseA:
     def check_full(self, type_id: str) -> CheckResult:
         if not self.full:
             return self._skip(type_id, "full", "the full diff runs on demand: pass --full")
-        kv, pg = self.inventory.types[type_id].decoded.records, self.pg_records(type_id)
-        return self._compare(type_id, "full", kv.keys() | pg.keys(), "records")
+        if self._full is None:  # one bucketed pass serves every type
+            self._full = full_diff(self.kv, self.pg, MAPPINGS, allow=self.allow)
+        diff = self._full[type_id]
+        shown = tuple(diff.examples)
+        if diff.differences > len(shown):
+            shown += (f"... and {diff.differences - len(shown)} more",)
+        status: Status = "fail" if diff.differences else "pass"
+        message = (
+            f"{diff.differences} differences among {diff.compared:,} records"
+            if diff.differences
+            else f"{diff.compared:,} records identical field by field"
+        )
+        metrics = {
+            "compared": diff.compared,
+            "differences": diff.differences,
+            "kv_records": diff.kv_records,
+            "pg_rows": diff.pg_rows,
+        }
+        return CheckResult(
+            "A", type_id, "full", status, message, shown, metrics, {"differences": 0}
+        )
 
     def check_refint(self, type_id: str) -> CheckResult:
         mapping = MAPPINGS[type_id]
