@@ -209,7 +209,8 @@ def main() -> None:
     )
     print(
         f"| full parity | {parity['seconds']:.1f} s | {parity['records'] / parity['seconds']:,.0f} "
-        f"records/s | {parity['peak_mb']:.0f} MB | bytes read {read['seconds']:.1f} s | "
+        f"records/s | {parity['peak_mb']:.0f} MB (workers {parity['workers_peak_mb']:.0f} MB) | "
+        f"bytes read {read['seconds']:.1f} s | "
         f"{parity['seconds'] / read['seconds']:.1f}x | within 2x, < 300 MB |"
     )
     if parity["failed"]:

@@ -59,8 +59,8 @@ class TypeDiff:
 class _Spill:
     """Per-bucket files of pickled chunks: ("kv", type, variant, entry) / ("pg", type, row)."""
 
-    def __init__(self, folder: Path, buckets: int) -> None:
-        self.paths = [folder / f"bucket-{b:03d}.pickle" for b in range(buckets)]
+    def __init__(self, folder: Path, buckets: int, source: str) -> None:
+        self.paths = [folder / f"{source}-{b:03d}.pickle" for b in range(buckets)]
         self.files: list[IO[bytes]] = [p.open("wb") for p in self.paths]
         self.pending: list[list[tuple[Any, ...]]] = [[] for _ in range(buckets)]
 
@@ -101,15 +101,19 @@ def full_diff(
     types = tuple(types)
     allow = allow or AllowList()
     with tempfile.TemporaryDirectory(prefix="phasegate-full-") as folder:
-        spill = _Spill(Path(folder), buckets)
-        try:
-            _spill_kv(kv, types, buckets, spill)
-            for type_id in types:
-                _spill_pg(pg, MAPPINGS[type_id], buckets, spill)
-        finally:
-            spill.close()
+        kv_spill = _Spill(Path(folder), buckets, "kv")
+        pg_spill = _Spill(Path(folder), buckets, "pg")
+        # Postgres streams beside Redis: both mostly wait on their sockets.
+        with ThreadPoolExecutor(max_workers=1) as side:
+            pg_done = side.submit(_spill_tables, pg, types, buckets, pg_spill)
+            try:
+                _spill_kv(kv, types, buckets, kv_spill)
+            finally:
+                kv_spill.close()
+                pg_done.result()
         totals = {t: TypeDiff(t) for t in types}
-        shares = [[str(p) for p in spill.paths[w::workers]] for w in range(workers)]
+        paths = [f"{k}\t{p}" for k, p in zip(kv_spill.paths, pg_spill.paths, strict=True)]
+        shares = [paths[w::workers] for w in range(workers)]
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for part in pool.map(lambda share: _worker(share, types, allow), shares):
                 for type_id, diff in part.items():
@@ -165,6 +169,19 @@ def _spill_kv(kv: redis.Redis, types: tuple[str, ...], buckets: int, spill: _Spi
             )
 
 
+def _spill_tables(
+    pg: psycopg.Connection[tuple[object, ...]],
+    types: tuple[str, ...],
+    buckets: int,
+    spill: _Spill,
+) -> None:
+    try:
+        for type_id in types:
+            _spill_pg(pg, MAPPINGS[type_id], buckets, spill)
+    finally:
+        spill.close()
+
+
 def _spill_pg(
     pg: psycopg.Connection[tuple[object, ...]], mapping: Mapping, buckets: int, spill: _Spill
 ) -> None:
@@ -175,7 +192,7 @@ def _spill_pg(
         first = names.index(mapping.key_columns[0])
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
     query = sql.SQL("SELECT {} FROM {}").format(cols, sql.Identifier(mapping.table))
-    with pg.transaction(), pg.cursor(name=f"phasegate_full_{mapping.table}") as cur:
+    with pg.transaction(), pg.cursor(name=f"phasegate_full_{mapping.table}", binary=True) as cur:
         cur.itersize = 5000
         for row in cur.execute(query):
             if mapping.type_id == "messages":
@@ -185,11 +202,12 @@ def _spill_pg(
             spill.put(bucket_of(key, buckets), ("pg", mapping.type_id, tuple(row)))
 
 
-def compare_bucket(path: str, types: tuple[str, ...], allow: AllowList) -> dict[str, TypeDiff]:
-    """Decode and compare one bucket (runs in a worker process)."""
+def compare_bucket(paths: str, types: tuple[str, ...], allow: AllowList) -> dict[str, TypeDiff]:
+    """Decode and compare one bucket, given as "<kv file>\t<pg file>" (in a worker)."""
     entries: dict[str, list[VariantEntry]] = defaultdict(list)
     rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    for item in _read_chunks(Path(path)):
+    kv_file, pg_file = paths.split("\t")
+    for item in (*_read_chunks(Path(kv_file)), *_read_chunks(Path(pg_file))):
         if item[0] == "kv":
             _kind, type_id, variant, key, rtype, value = item
             entries[type_id].append((variant, KvEntry(key, rtype, value)))
