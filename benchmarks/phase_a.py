@@ -31,7 +31,8 @@ from phasegate.backfill import backfill
 from phasegate.inventory import take_inventory
 from phasegate.keyspace import read_entries
 from phasegate.mappings import MAPPINGS, TYPE_IDS
-from phasegate.parity.full import full_diff
+from phasegate.parity.compare import Scope, compare
+from phasegate.parity.postgres import AllowList
 from phasegate.seed.generator import generate
 from phasegate.stores import connect_kv, connect_pg, with_database
 
@@ -90,14 +91,15 @@ def step_copy_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
 
 
 def step_parity(kv_url: str, pg_url: str) -> dict[str, Any]:
-    """The full diff as the gate runs it (--full): bucketed, two worker processes."""
+    """The comparison pass as the gate runs it: bucketed, two worker processes."""
     started = time.perf_counter()
     with connect_pg(pg_url) as pg:
         pg.read_only = True
-        results = full_diff(connect_kv(kv_url), pg, TYPE_IDS)
+        scope = Scope(7, 10.0, datetime.now(UTC), AllowList())
+        results = compare(connect_kv(kv_url), pg, TYPE_IDS, scope).types
     seconds = time.perf_counter() - started
-    compared = sum(r.compared for r in results.values())
-    failed = [e for r in results.values() for e in r.examples]
+    compared = sum(r.compared["full"] for r in results.values())
+    failed = [e for r in results.values() for e in r.differences["full"].examples]
     workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {
         "seconds": seconds,

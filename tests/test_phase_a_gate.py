@@ -15,7 +15,8 @@ from phasegate import mappings
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Decoded, VariantEntry
-from phasegate.parity.phase_a import CHECKS, PhaseA, in_sample
+from phasegate.parity.compare import in_sample
+from phasegate.parity.phase_a import CHECKS, PhaseA
 from phasegate.servers import Sandbox, scratch_database, scratch_kv
 
 HOUR_MS = 3_600_000
@@ -39,7 +40,7 @@ def migration(sandbox: Sandbox) -> Iterator[Migration]:
 
 def gate(m: Migration, *, full: bool = True) -> PhaseA:
     """The gate as it would run now against these stores (KV read afresh)."""
-    return PhaseA(take_inventory(m.kv), m.kv, m.pg, SEED, 10.0, full, rerun=rerun_evidence(m))
+    return PhaseA(m.kv, m.pg, SEED, 10.0, full, rerun=rerun_evidence(m))
 
 
 def sampled_message(m: Migration, *, recent: bool | None = None, in_sample_: bool = True) -> str:

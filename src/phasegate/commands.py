@@ -186,7 +186,6 @@ def run_demo(settings: Settings, console: Console) -> int:
             evidence = RerunEvidence.between(result, again)
             console.rule("Phase A gate")
             gate = PhaseA(
-                again.inventory,
                 kv,
                 conn,
                 settings.seed,

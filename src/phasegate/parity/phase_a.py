@@ -11,37 +11,22 @@ gate only reads them.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import redis
 
 from phasegate.backfill import BackfillResult
-from phasegate.findings import Severity
 from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
-from phasegate.mappings.base import Record, RecordKey
-from phasegate.parity.diff import diff_records, show_key
-from phasegate.parity.full import TypeDiff, full_diff
-from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans, read_records
+from phasegate.parity.compare import RECENT, Scope, compare
+from phasegate.parity.diff import show_key
+from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
 from phasegate.parity.result import CheckResult, Status, verdict
+from phasegate.parity.tally import Comparison, Tally
 
 CHECKS = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
-RECENT = timedelta(hours=24)
-
-
-def in_sample(seed: int, key: RecordKey, rate: float) -> bool:
-    """Deterministic membership: ``hash(seed, key) mod 100 < rate``, same on both stores.
-
-    >>> in_sample(7, ("msg_1",), 100.0)
-    True
-    >>> 900 < sum(in_sample(7, (f"m{i}",), 10.0) for i in range(10_000)) < 1100
-    True
-    """
-    digest = hashlib.blake2b(f"{seed}\x1f{show_key(key)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 10_000 < rate * 100
 
 
 @dataclass
@@ -64,9 +49,8 @@ class RerunEvidence:
 
 @dataclass
 class PhaseA:
-    """Inputs of the Phase A checks, loaded once per session and cached per type."""
+    """The Phase A checks over two stores; one bucketed comparison pass serves them all."""
 
-    inventory: Inventory
     kv: redis.Redis
     pg: PgConn
     seed: int
@@ -75,13 +59,14 @@ class PhaseA:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     allow: AllowList = field(default_factory=AllowList)
     rerun: RerunEvidence | None = None
-    _pg_cache: dict[str, dict[RecordKey, Record]] = field(default_factory=dict)
-    _full: dict[str, TypeDiff] | None = None
+    _pass: Comparison | None = None
 
-    def pg_records(self, type_id: str) -> dict[RecordKey, Record]:
-        if type_id not in self._pg_cache:
-            self._pg_cache[type_id] = read_records(self.pg, MAPPINGS[type_id])
-        return self._pg_cache[type_id]
+    @property
+    def comparison(self) -> Comparison:
+        if self._pass is None:
+            scope = Scope(self.seed, self.sample_rate, self.now, self.allow)
+            self._pass = compare(self.kv, self.pg, MAPPINGS, scope)
+        return self._pass
 
     def run(self, check: str, type_id: str) -> CheckResult:
         if check not in CHECKS:
@@ -96,148 +81,85 @@ class PhaseA:
         return CheckResult("A", type_id, check, "skip", reason)
 
     def keyspace_coverage(self) -> CheckResult:
-        unmapped = self.inventory.keyspace_findings
-        return verdict(
-            "A",
+        facts = self.comparison.keyspace
+        return _from_tally(
             "keyspace",
             "coverage",
-            [f"{f.key}: {f.detail}" for f in unmapped],
-            ok=f"all {self.inventory.total_keys:,} keys are mapped or KV-only",
+            facts.unmapped,
+            ok=f"all {facts.total_keys:,} keys are mapped or KV-only",
             bad="{n} unmapped keys: map them or add them to the KV-only list",
             metrics={
-                "keys": self.inventory.total_keys,
-                "unmapped": len(unmapped),
-                "kv_only": sum(self.inventory.kv_only.values()),
+                "keys": facts.total_keys,
+                "unmapped": facts.unmapped.count,
+                "kv_only": sum(facts.kv_only.values()),
             },
         )
 
     def check_coverage(self, type_id: str) -> CheckResult:
-        inv = self.inventory.types[type_id]
-        errors = [f for f in inv.decoded.findings if f.severity == Severity.ERROR]
-        by_kind: dict[str, int] = {}
-        for f in inv.decoded.findings:
-            by_kind[f.kind] = by_kind.get(f.kind, 0) + 1
-        return verdict(
-            "A",
+        facts, c = self.comparison.keyspace, self.comparison.types[type_id]
+        errors = Tally()
+        errors.add(facts.wrong_type.get(type_id, Tally()))
+        errors.add(c.errors)
+        keys = dict(facts.keys.get(type_id, {}))
+        return _from_tally(
             type_id,
             "coverage",
-            [str(f) for f in errors],
-            ok=f"{inv.records:,} records decoded from {sum(inv.keys.values()):,} keys, no errors",
+            errors,
+            ok=f"{c.kv_records:,} records decoded from {sum(keys.values()):,} keys, no errors",
             bad="{n} values cannot be migrated as they are (fix them in KV or map them)",
-            metrics={"keys": dict(inv.keys), "records": inv.records, "findings": by_kind},
+            metrics={"keys": keys, "records": c.kv_records, "findings": dict(c.findings)},
         )
 
     def check_counts(self, type_id: str) -> CheckResult:
-        kv = self.inventory.types[type_id].decoded.records
-        pg = self.pg_records(type_id)
-        allowed = self.allow.for_type(type_id, pg)
-        missing = [k for k in kv if k not in pg]
-        extra = [k for k in pg if k not in kv and k not in allowed]
-        sources = self.inventory.types[type_id].decoded.sources
-        problems = [f"missing in Postgres: {show_key(k)} ({sources.get(k, '?')})" for k in missing]
-        problems += [f"extra in Postgres: {show_key(k)}" for k in extra]
-        pg_counted = len(pg) - len(allowed & pg.keys())
-        return verdict(
-            "A",
+        c = self.comparison.types[type_id]
+        problems = Tally()
+        problems.add(c.missing)
+        problems.add(c.extra)
+        pg_counted = c.pg_rows - c.pg_only_allowed
+        allowed = f" (+{c.pg_only_allowed} allow-listed PG-only)" if c.pg_only_allowed else ""
+        return _from_tally(
             type_id,
             "counts",
             problems,
-            ok=f"KV {len(kv):,} records = Postgres {pg_counted:,} rows"
-            + (f" (+{len(allowed & pg.keys())} allow-listed PG-only)" if allowed else ""),
-            bad=f"KV {len(kv):,} records, Postgres {pg_counted:,} rows: "
-            f"{len(missing)} missing, {len(extra)} extra",
+            ok=f"KV {c.kv_records:,} records = Postgres {pg_counted:,} rows{allowed}",
+            bad=f"KV {c.kv_records:,} records, Postgres {pg_counted:,} rows: "
+            f"{c.missing.count} missing, {c.extra.count} extra",
             metrics={
-                "kv_records": len(kv),
-                "pg_rows": len(pg),
-                "pg_only_allowed": len(allowed & pg.keys()),
+                "kv_records": c.kv_records,
+                "pg_rows": c.pg_rows,
+                "pg_only_allowed": c.pg_only_allowed,
             },
             thresholds={"difference": 0},
         )
 
-    def _compare(
-        self, type_id: str, check: str, keys: Iterable[RecordKey], what: str
-    ) -> CheckResult:
-        decoded = self.inventory.types[type_id].decoded
-        pg = self.pg_records(type_id)
-        chosen = sorted(set(keys), key=show_key)
-        allowed = self.allow.for_type(type_id, pg)
-        diffs = list(
-            diff_records(
-                type_id,
-                decoded.records,
-                pg,
-                chosen,
-                sources=decoded.sources,
-                allowed_pg_only=allowed,
-            )
-        )
-        return verdict(
-            "A",
+    def _subset(self, type_id: str, subset: str, what: str) -> CheckResult:
+        c = self.comparison.types[type_id]
+        compared = c.compared[subset]
+        return _from_tally(
             type_id,
-            check,
-            diffs,
-            ok=f"{len(chosen):,} {what} identical field by field",
-            bad="{n} differences among " + f"{len(chosen):,} {what}",
-            metrics={"compared": len(chosen), "differences": len(diffs)},
+            subset,
+            c.differences[subset],
+            ok=f"{compared:,} {what} identical field by field",
+            bad="{n} differences among " + f"{compared:,} {what}",
+            metrics={"compared": compared, "differences": c.differences[subset].count},
             thresholds={"differences": 0},
         )
 
     def check_sample(self, type_id: str) -> CheckResult:
-        kv, pg = self.inventory.types[type_id].decoded.records, self.pg_records(type_id)
-        keys = [k for k in kv.keys() | pg.keys() if in_sample(self.seed, k, self.sample_rate)]
-        result = self._compare(type_id, "sample", keys, f"sampled records ({self.sample_rate:g}%)")
+        result = self._subset(type_id, "sample", f"sampled records ({self.sample_rate:g}%)")
         metrics = {**result.metrics, "seed": self.seed, "rate_percent": self.sample_rate}
-        return CheckResult(
-            result.phase,
-            type_id,
-            "sample",
-            result.status,
-            result.message,
-            result.details,
-            metrics,
-            result.thresholds,
-        )
+        return dataclasses.replace(result, metrics=metrics)
 
     def check_recency(self, type_id: str) -> CheckResult:
-        column = MAPPINGS[type_id].recency_column
-        if column is None:
+        if MAPPINGS[type_id].recency_column is None:
             return self._skip(type_id, "recency", f"{type_id} records carry no timestamp")
         cutoff = self.now - RECENT
-
-        def recent(record: Record) -> bool:
-            value = record.get(column)
-            if isinstance(value, datetime):
-                return value >= cutoff
-            return isinstance(value, date) and value >= cutoff.date()
-
-        kv, pg = self.inventory.types[type_id].decoded.records, self.pg_records(type_id)
-        keys = [k for k, r in kv.items() if recent(r)] + [k for k, r in pg.items() if recent(r)]
-        return self._compare(type_id, "recency", keys, f"records since {cutoff:%Y-%m-%d %H:%M}Z")
+        return self._subset(type_id, "recency", f"records since {cutoff:%Y-%m-%d %H:%M}Z")
 
     def check_full(self, type_id: str) -> CheckResult:
         if not self.full:
             return self._skip(type_id, "full", "the full diff runs on demand: pass --full")
-        if self._full is None:  # one bucketed pass serves every type
-            self._full = full_diff(self.kv, self.pg, MAPPINGS, allow=self.allow)
-        diff = self._full[type_id]
-        shown = tuple(diff.examples)
-        if diff.differences > len(shown):
-            shown += (f"... and {diff.differences - len(shown)} more",)
-        status: Status = "fail" if diff.differences else "pass"
-        message = (
-            f"{diff.differences} differences among {diff.compared:,} records"
-            if diff.differences
-            else f"{diff.compared:,} records identical field by field"
-        )
-        metrics = {
-            "compared": diff.compared,
-            "differences": diff.differences,
-            "kv_records": diff.kv_records,
-            "pg_rows": diff.pg_rows,
-        }
-        return CheckResult(
-            "A", type_id, "full", status, message, shown, metrics, {"differences": 0}
-        )
+        return self._subset(type_id, "full", "records")
 
     def check_refint(self, type_id: str) -> CheckResult:
         mapping = MAPPINGS[type_id]
@@ -313,3 +235,28 @@ def rerun_examples(type_id: str, first: Inventory, second: Inventory, limit: int
         if len(out) >= limit:
             break
     return out
+
+
+def _from_tally(
+    type_id: str,
+    check: str,
+    tally: Tally,
+    *,
+    ok: str,
+    bad: str,
+    metrics: dict[str, object],
+    thresholds: dict[str, object] | None = None,
+) -> CheckResult:
+    """Pass when nothing was counted; otherwise fail showing the first examples."""
+    status: Status = "fail" if tally.count else "pass"
+    message = bad.format(n=tally.count) if tally.count else ok
+    return CheckResult(
+        "A",
+        type_id,
+        check,
+        status,
+        message,
+        tally.shown() if tally.count else (),
+        metrics,
+        thresholds or {},
+    )

@@ -1,8 +1,9 @@
-"""The bucketed full diff: exact (bucket-wise decode = whole decode) and it bites."""
+"""The bucketed comparison pass: exact (bucket-wise decode = whole decode), and it bites."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +14,8 @@ from fixtures.strategies import KEYSPACES
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import VariantEntry
 from phasegate.parity.buckets import record_bucket, split
-from phasegate.parity.full import full_diff
+from phasegate.parity.compare import Scope, compare
+from phasegate.parity.postgres import AllowList
 from phasegate.servers import Sandbox
 from tests.test_phase_a_gate import make, sampled_message
 
@@ -42,31 +44,42 @@ def test_decoding_bucket_by_bucket_gives_the_whole_decode(
     assert merged == whole
 
 
-def test_full_diff_of_a_clean_migration_compares_everything(sandbox: Sandbox) -> None:
+SCOPE = Scope(7, 10.0, datetime.now(UTC), AllowList())
+
+
+def test_a_clean_migration_compares_everything_and_finds_nothing(sandbox: Sandbox) -> None:
     """Every record of every type compared, no difference, counts as the inventory's."""
     for m in make(sandbox):
         assert m.second is not None
-        result = full_diff(m.kv, m.pg, TYPE_IDS, buckets=5)
+        result = compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=5)
+        assert result.keyspace.total_keys == m.kv.dbsize()
+        assert result.keyspace.unmapped.count == 0
         for type_id in TYPE_IDS:
-            records = m.second.inventory.types[type_id].records
-            assert result[type_id].kv_records == records, type_id
-            assert result[type_id].differences == 0, result[type_id].examples
+            c = result.types[type_id]
+            assert c.kv_records == m.second.inventory.types[type_id].records, type_id
+            assert c.compared["full"] >= c.kv_records
+            assert c.differences["full"].count == 0, c.differences["full"].examples
+            assert c.errors.count == 0
 
 
-def test_full_diff_finds_a_changed_a_dropped_and_an_extra_row(sandbox: Sandbox) -> None:
-    """The bucketed diff names the same defects as the in-memory one."""
+def test_a_changed_a_dropped_and_an_extra_row_are_each_reported(sandbox: Sandbox) -> None:
+    """Differences land in the right subsets: full always, sample only when sampled."""
     for m in make(sandbox):
         changed, dropped = sampled_message(m), sampled_message(m, in_sample_=False)
         _defects(m, changed, dropped)
-        result = full_diff(m.kv, m.pg, ["messages", "friends"], buckets=4)
-        messages = "\n".join(result["messages"].examples)
-        assert result["messages"].differences == 2
-        assert f"messages {changed} (" in messages
-        assert "field text" in messages
-        assert f"{dropped}" in messages
-        assert "missing in Postgres" in messages
-        assert result["friends"].differences == 1
-        assert "in Postgres, not in KV" in result["friends"].examples[0]
+        result = compare(m.kv, m.pg, ["messages", "friends"], SCOPE, buckets=4)
+        messages = result.types["messages"]
+        full = "\n".join(messages.differences["full"].examples)
+        assert messages.differences["full"].count == 2
+        assert f"messages {changed} (" in full
+        assert "field text" in full
+        assert dropped in full
+        assert messages.differences["sample"].count == 1  # only the sampled one
+        assert messages.missing.count == 1
+        assert dropped in messages.missing.examples[0]
+        friends = result.types["friends"]
+        assert friends.extra.count == 1
+        assert "in Postgres, not in KV" in friends.differences["full"].examples[0]
 
 
 def _defects(m: Migration, changed: str, dropped: str) -> None:
