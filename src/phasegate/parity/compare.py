@@ -17,7 +17,6 @@ import hashlib
 import pickle
 import subprocess
 import sys
-import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from phasegate.parity.buckets import bucket_of, split
 from phasegate.parity.diff import diff_records, show_key
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
+from phasegate.servers.process import Workspace
 
 RECENT = timedelta(hours=24)
 _CHUNK = 1000
@@ -97,9 +97,12 @@ def compare(
     """Compare every record of ``types`` in both stores, a bucket at a time."""
     types = tuple(types)
     facts = KeyspaceFacts()
-    with tempfile.TemporaryDirectory(prefix="phasegate-compare-") as folder:
-        kv_spill = _Spill(Path(folder), buckets, "kv")
-        pg_spill = _Spill(Path(folder), buckets, "pg")
+    # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
+    workspace = Workspace.create("compare", None)
+    try:
+        folder = workspace.path
+        kv_spill = _Spill(folder, buckets, "kv")
+        pg_spill = _Spill(folder, buckets, "pg")
         # Postgres streams beside Redis: both mostly wait on their sockets.
         with ThreadPoolExecutor(max_workers=1) as side:
             pg_done = side.submit(_spill_tables, pg, types, buckets, pg_spill)
@@ -115,6 +118,8 @@ def compare(
             for part in pool.map(lambda share: _worker(share, types, scope), shares):
                 for type_id, comparison in part.items():
                     totals[type_id].add(comparison)
+    finally:
+        workspace.remove()
     return Comparison(facts, totals)
 
 
