@@ -1,0 +1,9 @@
+-- name: games_by_player
+-- type: games
+-- params: $1 handle text
+-- index: games_players_idx
+-- A player's games. Array containment (@>) uses the GIN index; = ANY cannot.
+SELECT id, game_type, players, winner, state, created_at, updated_at
+FROM games
+WHERE players @> ARRAY[$1]::text[]
+ORDER BY created_at DESC

@@ -1,0 +1,9 @@
+-- name: streak_leaderboard
+-- type: streaks
+-- params: $1 limit int
+-- index: streaks_leaderboard_idx
+-- The longest current streaks; ties by handle, as the index orders them.
+SELECT handle, current_streak, longest_streak, last_active
+FROM streaks
+ORDER BY current_streak DESC, handle
+LIMIT $1

@@ -1,0 +1,8 @@
+-- name: user_by_handle
+-- type: users
+-- params: $1 handle text
+-- index: users_pkey
+-- A profile.
+SELECT handle, username, building, status, registered_at, created_at, is_agent, metadata
+FROM users
+WHERE handle = $1
