@@ -28,13 +28,6 @@ def read_records(conn: PgConn, mapping: Mapping) -> dict[RecordKey, Record]:
     return out
 
 
-def count_rows(conn: PgConn, mapping: Mapping) -> int:
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(mapping.table))
-    ).fetchone()
-    return int(str(row[0])) if row else 0
-
-
 @dataclass(frozen=True)
 class AllowList:
     """Postgres rows expected to have no KV record: stub users and listed keys."""
