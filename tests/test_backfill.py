@@ -199,3 +199,19 @@ def test_schema_apply_names_a_wrong_primary_key(
         conn.execute("CREATE TABLE friends (handle text, friend text)")
     assert main(["schema", "apply", "--pg-url", scratch_pg_url]) == 2
     assert "friends: primary key (none), expected (handle, friend)" in capsys.readouterr().err
+
+
+def test_a_rerun_repairs_rows_that_drifted_in_postgres(
+    seeded_kv: redis.Redis, schema_pg: PgConn
+) -> None:
+    """A re-run compares with what is really stored, so a hand-edited row is restored."""
+    backfill(seeded_kv, schema_pg, types=["board"])
+    row = schema_pg.execute("SELECT id, content FROM board_entries ORDER BY id LIMIT 1").fetchone()
+    assert row is not None
+    schema_pg.execute("UPDATE board_entries SET content = 'drifted' WHERE id = %s", (row[0],))
+    again = backfill(seeded_kv, schema_pg, types=["board"], restart=True)
+    assert (again.types["board"].inserted, again.types["board"].updated) == (0, 1)
+    restored = schema_pg.execute(
+        "SELECT content FROM board_entries WHERE id = %s", (row[0],)
+    ).fetchone()
+    assert restored == (row[1],)
