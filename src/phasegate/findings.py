@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class Severity(StrEnum):
@@ -65,17 +64,6 @@ class Finding:
     def __str__(self) -> str:
         where = f"{self.key}" + (f" field {self.field}" if self.field else "")
         return f"[{self.severity}] {self.type_id}: {self.kind} at {where}: {self.detail}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type_id,
-            "kind": self.kind,
-            "severity": str(self.severity),
-            "key": self.key,
-            "field": self.field,
-            "detail": self.detail,
-            "raw": self.raw,
-        }
 
 
 def excerpt(value: object, limit: int = 200) -> str:

@@ -13,9 +13,8 @@ import gc
 import queue
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
@@ -57,20 +56,44 @@ class Inventory:
             out.extend(inv.decoded.findings)
         return out
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "total_keys": self.total_keys,
-            "kv_only_keys": dict(self.kv_only),
-            "unmapped_keys": [f.key for f in self.keyspace_findings],
-            "types": {
-                t: {
-                    "keys": dict(inv.keys),
-                    "records": inv.records,
-                    "findings": dict(Counter(f.kind for f in inv.decoded.findings)),
-                }
-                for t, inv in self.types.items()
-            },
-        }
+
+def key_finding(entry: KvEntry, where: Classified) -> Finding | None:
+    """The finding an unmapped or wrong-TYPE key makes; None for every other key."""
+    if where.kind == "unmapped":
+        return Finding(
+            "keyspace",
+            "unmapped_key",
+            entry.key,
+            f"{entry.rtype} key matches no data type and is not on the KV-only list; "
+            "map it or add it to the KV-only list",
+        )
+    if where.kind == "wrong_type":
+        assert where.type_id is not None
+        return Finding(
+            where.type_id,
+            "wrong_type",
+            entry.key,
+            f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
+        )
+    return None
+
+
+def classified_entries(
+    client: redis.Redis,
+    wanted: Collection[str] | None = None,
+    on_keys: Callable[[int], None] | None = None,
+) -> Iterator[tuple[KvEntry, Classified]]:
+    """Every key with its classification (made once, while reading); values are
+    read only for mapped keys, and only of ``wanted`` types when given."""
+    known: dict[str, Classified] = {}
+
+    def want(key: str, rtype: str) -> bool:
+        where = known[key] = classify(key, rtype)
+        return where.kind == "mapped" and (wanted is None or where.type_id in wanted)
+
+    for entry in read_entries(client, want=want, on_batch=on_keys):
+        where = known.pop(entry.key) if entry.key in known else classify(entry.key, entry.rtype)
+        yield entry, where
 
 
 class _Router:
@@ -89,26 +112,15 @@ class _Router:
         if where.kind == "kv_only":
             inventory.kv_only[entry.key.split(":", 1)[0]] += 1
         elif where.kind == "unmapped":
-            inventory.keyspace_findings.append(
-                Finding(
-                    "keyspace",
-                    "unmapped_key",
-                    entry.key,
-                    f"{entry.rtype} key matches no data type and is not on the KV-only list; "
-                    "map it or add it to the KV-only list",
-                )
-            )
+            finding = key_finding(entry, where)
+            assert finding is not None
+            inventory.keyspace_findings.append(finding)
         elif where.kind == "wrong_type":
             assert where.type_id is not None
             if where.type_id in inventory.types:
-                inventory.types[where.type_id].decoded.findings.append(
-                    Finding(
-                        where.type_id,
-                        "wrong_type",
-                        entry.key,
-                        f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
-                    )
-                )
+                finding = key_finding(entry, where)
+                assert finding is not None
+                inventory.types[where.type_id].decoded.findings.append(finding)
         else:
             assert where.type_id is not None
             assert where.variant is not None
@@ -177,19 +189,12 @@ def take_inventory(
         for source in (type_id, *MAPPINGS[type_id].borrows):
             sinks[source].append(thread.put)
     router = _Router(inventory, sinks)
-    known: dict[str, Classified] = {}
-
-    def want(key: str, rtype: str) -> bool:
-        where = known[key] = classify(key, rtype)
-        return where.kind == "mapped"
-
     with _cyclic_gc_paused():
         for thread in threads.values():
             thread.start()
         try:
-            for entry in read_entries(client, want=want, on_batch=on_keys):
-                where = known.pop(entry.key) if entry.key in known else None
-                router.route(entry, where or classify(entry.key, entry.rtype))
+            for entry, where in classified_entries(client, set(sinks), on_keys):
+                router.route(entry, where)
         finally:
             for thread in threads.values():
                 thread.close()

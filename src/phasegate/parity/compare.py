@@ -29,12 +29,13 @@ import psycopg
 import redis
 from psycopg import sql
 
-from phasegate.findings import Finding, Severity
-from phasegate.keyspace import KvEntry, read_entries
-from phasegate.mappings import MAPPINGS, Classified, classify
+from phasegate.findings import Severity
+from phasegate.inventory import classified_entries, key_finding
+from phasegate.keyspace import KvEntry
+from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
 from phasegate.parity.buckets import bucket_of, split
-from phasegate.parity.diff import diff_records, show_key
+from phasegate.parity.diff import ExtraInPg, MissingInPg, diff_records, show_key
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
 from phasegate.servers.process import Workspace
@@ -156,31 +157,15 @@ def _spill_kv(
     wanted = set(types)
     for type_id in types:
         wanted.update(MAPPINGS[type_id].borrows)
-    known: dict[str, Classified] = {}
-
-    def want(key: str, rtype: str) -> bool:
-        where = known[key] = classify(key, rtype)
-        return where.kind == "mapped" and where.type_id in wanted
-
-    for entry in read_entries(kv, want=want):
-        where = known.pop(entry.key) if entry.key in known else classify(entry.key, entry.rtype)
+    for entry, where in classified_entries(kv, wanted):
         facts.total_keys += 1
+        finding = key_finding(entry, where)
         if where.kind == "kv_only":
             facts.kv_only[entry.key.split(":", 1)[0]] += 1
-        elif where.kind == "unmapped":
-            facts.unmapped.note(
-                f"{entry.key}: {entry.rtype} key matches no data type and is not on the "
-                "KV-only list; map it or add it to the KV-only list"
-            )
-        elif where.kind == "wrong_type":
-            assert where.type_id is not None
-            finding = Finding(
-                where.type_id,
-                "wrong_type",
-                entry.key,
-                f"Redis TYPE {entry.rtype}, expected {' or '.join(where.expected)}",
-            )
-            facts.wrong_type.setdefault(where.type_id, Tally()).note(str(finding))
+        elif finding is not None and where.kind == "unmapped":
+            facts.unmapped.note(f"{finding.key}: {finding.detail}")
+        elif finding is not None:
+            facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
         else:
             assert where.type_id is not None
             assert where.variant is not None
@@ -273,21 +258,20 @@ def _compare_type(
             _recent(mine, column, cutoff) or _recent(theirs, column, cutoff)
         ):
             subsets.append("recency")
+        if mine is None and key in allowed:
+            continue
         diffs = list(
             diff_records(type_id, kv, pg, [key], sources=decoded.sources, allowed_pg_only=allowed)
         )
-        if mine is None and key in allowed:
-            continue
         for subset in subsets:
             result.compared[subset] += 1
             for diff in diffs:
                 result.differences[subset].note(str(diff))
-        if mine is not None and theirs is None:
-            result.missing.note(
-                f"missing in Postgres: {show_key(key)} ({decoded.sources.get(key, '?')})"
-            )
-        elif mine is None:
-            result.extra.note(f"extra in Postgres: {show_key(key)}")
+        for diff in diffs:
+            if isinstance(diff, MissingInPg):
+                result.missing.note(f"missing in Postgres: {show_key(key)} ({diff.kv_key})")
+            elif isinstance(diff, ExtraInPg):
+                result.extra.note(f"extra in Postgres: {show_key(key)}")
     return result
 
 

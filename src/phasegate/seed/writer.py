@@ -32,12 +32,6 @@ class Keyspace:
             len(part) for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets)
         )
 
-    def key_names(self) -> set[str]:
-        names: set[str] = set()
-        for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets):
-            names.update(part)
-        return names
-
     def write(self, client: redis.Redis, on_keys: Callable[[int], None] | None = None) -> int:
         """Write every key with pipelined commands; returns the number of keys."""
         pipe = client.pipeline(transaction=False)
