@@ -16,7 +16,6 @@ import redis
 from fixtures.stores import ANCHOR_MS
 from phasegate import schema
 from phasegate.backfill import BackfillBlockedError, backfill
-from phasegate.cli import main
 from phasegate.fk import add_foreign_keys
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.postgres import read_records
@@ -164,47 +163,10 @@ def test_an_orphan_after_the_foreign_keys_stops_with_a_clear_error(
     assert "fk add --create-missing-handles" in text
 
 
-def test_schema_apply_refuses_a_table_of_another_shape(
-    capsys: pytest.CaptureFixture[str], scratch_pg_url: str
-) -> None:
-    """An existing users table of the wrong shape is named, not silently kept."""
-    with connect_pg(scratch_pg_url) as conn:
-        conn.execute("CREATE TABLE users (handle int)")
-    code = main(["schema", "apply", "--pg-url", scratch_pg_url])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "users.handle: int4, expected text" in err
-    assert "users.metadata: missing" in err
-
-
-def test_cli_reports_store_errors_without_a_traceback(
-    capsys: pytest.CaptureFixture[str],
-    scratch_pg_url: str,
-    seeded_kv: redis.Redis,
-    scratch_kv_url: str,
-) -> None:
-    """A Postgres error mid-command (no schema here) is exit 2 with the server's message."""
-    code = main(["backfill", "--kv-url", scratch_kv_url, "--pg-url", scratch_pg_url])
-    err = capsys.readouterr().err
-    assert code == 2
-    assert "Postgres error" in err
-    assert "does not exist" in err
-
-
-def test_schema_apply_names_a_wrong_primary_key(
-    capsys: pytest.CaptureFixture[str], scratch_pg_url: str
-) -> None:
-    """A friends table without its primary key is reported."""
-    with connect_pg(scratch_pg_url) as conn:
-        conn.execute("CREATE TABLE friends (handle text, friend text)")
-    assert main(["schema", "apply", "--pg-url", scratch_pg_url]) == 2
-    assert "friends: primary key (none), expected (handle, friend)" in capsys.readouterr().err
-
-
 def test_a_rerun_repairs_rows_that_drifted_in_postgres(
     seeded_kv: redis.Redis, schema_pg: PgConn
 ) -> None:
-    """A re-run compares with what is really stored, so a hand-edited row is restored."""
+    """The merge compares staging with the stored rows, so a hand-edited row is restored."""
     backfill(seeded_kv, schema_pg, types=["board"])
     row = schema_pg.execute("SELECT id, content FROM board_entries ORDER BY id LIMIT 1").fetchone()
     assert row is not None

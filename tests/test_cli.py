@@ -89,6 +89,21 @@ def test_unreachable_server_error_hides_the_password(capsys: pytest.CaptureFixtu
     assert "s3cret" not in err
 
 
+def test_store_errors_are_exit_2_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+    seeded_kv: redis.Redis,
+    scratch_kv_url: str,
+    scratch_pg_url: str,
+) -> None:
+    """A Postgres error mid-command (no schema here) is exit 2 with the server's message."""
+    code, _out, err = run(
+        capsys, "backfill", "--kv-url", scratch_kv_url, "--pg-url", scratch_pg_url
+    )
+    assert code == 2
+    assert "Postgres error" in err
+    assert "does not exist" in err
+
+
 def test_settings_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
     """`phasegate settings --markdown` prints the table the README carries."""
     code, out, _ = run(capsys, "settings", "--markdown")

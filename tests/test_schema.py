@@ -8,9 +8,11 @@ import redis
 from psycopg import sql
 
 from phasegate import schema
+from phasegate.cli import main
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.schema import UDT
+from phasegate.stores import connect_pg
 
 
 def test_schema_columns_match_the_mappings(
@@ -88,3 +90,29 @@ def test_seeded_records_round_trip_through_postgres(
     assert len(back) == len(decoded.records)
     for key, record in decoded.records.items():
         assert back[key] == record, f"{type_id} {key} changed in Postgres"
+
+
+@pytest.mark.parametrize(
+    ("ddl", "named"),
+    [
+        (
+            "CREATE TABLE users (handle int)",
+            ["users.handle: int4, expected text", "users.metadata: missing"],
+        ),
+        (
+            "CREATE TABLE friends (handle text, friend text)",
+            ["friends: primary key (none), expected (handle, friend)"],
+        ),
+    ],
+    ids=["wrong-columns", "no-primary-key"],
+)
+def test_schema_apply_names_a_table_of_another_shape(
+    capsys: pytest.CaptureFixture[str], scratch_pg_url: str, ddl: str, named: list[str]
+) -> None:
+    """A table in the way is named with what differs (exit 2), not silently kept."""
+    with connect_pg(scratch_pg_url) as conn:
+        conn.execute(ddl)
+    assert main(["schema", "apply", "--pg-url", scratch_pg_url]) == 2
+    err = capsys.readouterr().err
+    for line in named:
+        assert line in err
