@@ -15,7 +15,7 @@ import psycopg
 import redis
 from rich.console import Console
 
-from phasegate import __version__, schema
+from phasegate import __version__, cli_shapes, schema
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
@@ -138,6 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     apply_cmd.set_defaults(run=_schema_apply)
     show = schema_sub.add_parser("show", help="print the DDL")
     show.set_defaults(run=lambda _a, _s: print(schema.schema_sql()) or EXIT_OK)
+
+    cli_shapes.add_parsers(sub, common)
 
     servers = sub.add_parser(
         "servers",

@@ -7,8 +7,15 @@ copies. Each file starts with a header::
     -- name: thread
     -- type: messages
     -- params: $1 handle text, $2 other text, $3 limit int
-    -- index: messages_thread_idx
+    -- index: messages_thread_idx (LEAST(from_user, to_user), GREATEST(from_user, to_user))
+    -- sample: SELECT from_user, to_user, 50 FROM messages ORDER BY id LIMIT 1
     -- Free text saying what the read path is for.
+
+``index`` names the index and, in parentheses, the key expressions the query
+relies on (leading keys of the index, each compared by the query, each in the
+plan's Index Cond); without them they are the index keys the query's equalities
+reach. ``sample`` (optional) is a query returning one row of realistic parameters
+from loaded data, for the plan checks.
 
 Queries use Postgres ``$n`` placeholders (run them with :class:`psycopg.RawCursor`).
 
@@ -26,9 +33,10 @@ from pathlib import Path
 from phasegate.errors import UsageError
 from phasegate.mappings import TYPE_IDS
 
-_HEADER = re.compile(r"^--\s*(name|type|params|index):\s*(.*?)\s*$")
+_HEADER = re.compile(r"^--\s*(name|type|params|index|sample):\s*(.*?)\s*$")
 _PARAM = re.compile(r"^\$(\d+)\s+(\w+)\s+([\w\[\]]+)$")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+_INDEX = re.compile(r"^(\w+)\s*(?:\((.*)\))?$")
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,12 @@ class Query:
     type_id: str
     params: tuple[Param, ...]
     index: str
+    keys: str  # the key expressions relied on, as written in the header ('' if none)
     doc: str
     sql: str
     path: str
+    first_line: int = 1  # the file line where the SQL starts
+    sample: str = ""  # SQL giving one row of realistic parameters
 
 
 def for_sqlglot(sql: str) -> str:
@@ -61,6 +72,7 @@ def parse_query(text: str, path: str) -> Query:
     fields: dict[str, str] = {}
     doc: list[str] = []
     body: list[str] = []
+    first_line = 1
     for number, line in enumerate(text.splitlines(), 1):
         match = _HEADER.match(line)
         if match and not body:
@@ -68,6 +80,8 @@ def parse_query(text: str, path: str) -> Query:
         elif line.startswith("--") and not body:
             doc.append(line.lstrip("- ").rstrip())
         elif line.strip():
+            if not body:
+                first_line = number
             body.append(line)
         if match and body:
             raise UsageError(f"{path}:{number}: header line after the SQL started")
@@ -87,7 +101,21 @@ def parse_query(text: str, path: str) -> Query:
         raise UsageError(
             f"{path}: parameters declared {sorted(declared)} but the SQL uses {sorted(used)}"
         )
-    return Query(fields["name"], fields["type"], params, fields["index"], " ".join(doc), sql, path)
+    index = _INDEX.match(fields["index"])
+    if index is None:
+        raise UsageError(f"{path}: index {fields['index']!r} is not 'name' or 'name (key, ...)'")
+    return Query(
+        fields["name"],
+        fields["type"],
+        params,
+        index[1],
+        index[2] or "",
+        " ".join(doc),
+        sql,
+        path,
+        first_line,
+        fields.get("sample", ""),
+    )
 
 
 def _param(text: str, path: str) -> Param:

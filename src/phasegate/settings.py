@@ -59,6 +59,13 @@ def _percent(raw: str) -> float:
     return value
 
 
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("expected a whole number, 0 or more")
+    return value
+
+
 def _url(raw: str) -> str:
     value = raw.strip()
     if "://" not in value:
@@ -132,6 +139,21 @@ SETTINGS: tuple[Setting, ...] = (
         "File of Postgres-only rows that are expected ('<type> <key> [<key>...]' per line).",
         "FILE",
     ),
+    Setting(
+        "schema",
+        None,
+        str,
+        "DDL file the shape checks read indexes from; default: --pg-url's catalog, "
+        "else phasegate's schema.",
+        "FILE",
+    ),
+    Setting(
+        "seqscan_rows",
+        10_000,
+        _positive,
+        "Plan check: a Seq Scan on a table with more rows than this fails.",
+        "N",
+    ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
 )
 
@@ -153,6 +175,8 @@ class Settings:
     sample_rate: float
     full: bool
     pg_only_allowlist: str | None
+    schema: str | None
+    seqscan_rows: int
     reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

@@ -1,0 +1,156 @@
+"""``phasegate shapes check`` and ``phasegate shapes plans``: the query-shape commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK
+from phasegate.plans import MODES, PLAN_SCALE, PlanCheck, check_plan
+from phasegate.queries import Query, load_catalog
+from phasegate.settings import Settings, redact_url
+from phasegate.shapes import SchemaModel, ShapeFinding, Statement, check_all, from_catalog
+from phasegate.shapes.extract import app_statements
+from phasegate.stores import connect_pg
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    shapes = sub.add_parser("shapes", help="query shapes: sqlglot checks and EXPLAIN plans")
+    actions = shapes.add_subparsers(dest="action", required=True, metavar="ACTION")
+    queries = argparse.ArgumentParser(add_help=False)
+    queries.add_argument(
+        "--queries",
+        type=Path,
+        metavar="DIR",
+        help="a query catalog folder of headed .sql files (default: phasegate's catalog)",
+    )
+    check = actions.add_parser(
+        "check",
+        parents=[common, queries],
+        help="static checks of the catalog and/or an app's SQL against the schema's indexes",
+        description="Parse every query as Postgres and check that an index serves it: "
+        "WHERE equalities and ORDER BY against index keys (structurally, so LEAST(a,b) "
+        "is not LEAST(b,a)), unknown tables and columns, OR-of-swapped-pairs, IN-pairs, "
+        "= ANY(array) where a GIN index exists. Indexes come from --schema FILE, else "
+        "--pg-url's catalog, else phasegate's schema. Exit 1 when anything is found.",
+    )
+    check.add_argument(
+        "--app-src",
+        type=Path,
+        metavar="DIR",
+        help="also check SQL found in an app's source: Python execute() strings, .sql "
+        "files, JS/TS sql`...` templates (${...} becomes $n)",
+    )
+    check.set_defaults(run=_check)
+    plans = actions.add_parser(
+        "plans",
+        parents=[common, queries],
+        help="EXPLAIN ANALYZE every catalogued query (custom and generic plans)",
+        description="Judge each catalogued query's plan: the expected index is used with "
+        "every key expression in its Index Cond, and no Seq Scan reads a table above "
+        "--seqscan-rows. Against --pg-url (read only; load and ANALYZE it first), or by "
+        f"default a sandbox database loaded at the {PLAN_SCALE} scale.",
+    )
+    plans.set_defaults(run=_plans)
+
+
+def _catalog(args: argparse.Namespace) -> list[Query]:
+    return list(load_catalog(args.queries).values())
+
+
+def _check(args: argparse.Namespace, settings: Settings) -> int:
+    statements: list[Statement] = []
+    if args.queries or not args.app_src:
+        statements += from_catalog(_catalog(args))
+    if args.app_src:
+        statements += list(app_statements(args.app_src))
+    with ExitStack() as stack:
+        conn = stack.enter_context(connect_pg(settings.pg_url)) if settings.pg_url else None
+        if conn is not None:
+            conn.read_only = True
+        schema = SchemaModel.resolve(settings.schema, conn)
+    for note in schema.skipped:
+        console.print(f"[dim]{note}[/]")
+    findings = check_all(statements, schema)
+    print_findings(statements, findings, schema, console)
+    return EXIT_GATE_FAILED if findings else EXIT_OK
+
+
+def print_findings(
+    statements: list[Statement], findings: list[ShapeFinding], schema: SchemaModel, console: Console
+) -> None:
+    for f in findings:
+        name = "" if f.statement.name == f.statement.origin else f" {f.statement.name}"
+        console.print(f"[bold red]{escape(f.statement.origin)}[/] {escape(f'[{f.rule}]')}{name}")
+        console.print(f"    {f.statement.first_line}", markup=False)
+        console.print(f"    why: {f.message}", markup=False)
+        if f.expected:
+            console.print(f"    expected index: {f.expected}", markup=False)
+        if f.fix:
+            console.print(f"    rewrite: {f.fix}", markup=False)
+    bad = len({f.statement for f in findings})
+    verdict = "[bold red]FAIL[/]" if findings else "[bold green]PASS[/]"
+    console.print(
+        f"{verdict} {len(statements)} statements checked against the {schema.origin}: "
+        f"{len(statements) - bad} clean, {bad} with {len(findings)} findings"
+    )
+
+
+def _plans(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.commands import load_sandbox
+
+    catalog = _catalog(args)
+    with ExitStack() as stack:
+        if settings.pg_url:
+            conn = stack.enter_context(connect_pg(settings.pg_url))
+            conn.read_only = True
+            where = redact_url(settings.pg_url)
+        else:
+            conn = stack.enter_context(load_sandbox(settings, PLAN_SCALE, console))
+            where = f"sandbox, {PLAN_SCALE} scale"
+        schema = SchemaModel.resolve(settings.schema, conn)
+        checks = [
+            check_plan(conn, q, schema, mode, settings.seqscan_rows)
+            for q in catalog
+            for mode in MODES
+        ]
+    print_plans(checks, console, where)
+    return EXIT_OK if all(c.passed for c in checks) else EXIT_GATE_FAILED
+
+
+def print_plans(checks: list[PlanCheck], console: Console, where: str) -> None:
+    table = Table(title=f"query plans ({where})")
+    for column in ("type", "query", "plan", "index", "Index Cond keys", "ms", "buffers", "ok"):
+        table.add_column(column, justify="right" if column in ("ms", "buffers") else "left")
+    for c in checks:
+        ms = f"{c.run.execution_ms:.3f}" if c.run.execution_ms is not None else "not run"
+        table.add_row(
+            c.query.type_id,
+            c.query.name,
+            c.run.mode + (" (forced)" if c.run.forced else ""),
+            c.index,
+            ", ".join(c.relied_keys) or "-",
+            ms,
+            f"{c.run.shared_hit + c.run.shared_read}",
+            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
+        )
+    console.print(table)
+    for c in checks:
+        for problem in c.problems:
+            console.print(f"[bold red]{c.query.type_id}/{c.query.name}[/]: {problem}", markup=True)
+    failed = sum(not c.passed for c in checks)
+    console.print(
+        f"{'[bold red]FAIL[/]' if failed else '[bold green]PASS[/]'} "
+        f"{len(checks)} plans, {failed} failed; forced = planned with enable_seqscan off "
+        "(table below the Seq Scan threshold)"
+    )

@@ -1,0 +1,1 @@
+"""One shape rule per module; each exposes ``check(statement, tree, schema)``."""
