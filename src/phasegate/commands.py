@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import psycopg
@@ -23,16 +25,19 @@ from rich.table import Table
 
 from phasegate import schema
 from phasegate.backfill import BackfillResult, backfill
+from phasegate.cutover import all_results
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
 from phasegate.parity.phase_a import CHECKS, PhaseA, RerunEvidence
+from phasegate.queries import load_catalog
 from phasegate.report import Summary, new_run_id
 from phasegate.report import write as write_report
 from phasegate.seed.generator import SCALES, generate
 from phasegate.settings import Settings, redact_url
+from phasegate.shapes import SchemaModel
 from phasegate.stores import connect_kv, connect_pg
 
 
@@ -194,12 +199,51 @@ def run_demo(settings: Settings, console: Console) -> int:
                 rerun=evidence,
             )
             summary = run_phase_a(gate, settings, kv=kv_url, pg=pg_url)
+            console.rule("Phase C query checks")
+            with console.status("sqlglot shape checks and EXPLAIN ANALYZE of the catalog"):
+                conn.execute("ANALYZE")
+                cutover = all_results(
+                    conn,
+                    list(load_catalog().values()),
+                    SchemaModel.from_database(conn),
+                    settings.seqscan_rows,
+                )
+            summary = dataclasses.replace(
+                summary, phase=None, results=summary.results + tuple(cutover)
+            )
         print_summary(summary, console)
         folder = write_report(summary, settings.reports_dir)
+        verdicts = summary.as_dict()["phases"]
         console.print(
-            f"[bold]Phase A verdict: {summary.verdict.upper()}[/]; report: {folder}/report.md"
+            "[bold]"
+            + ", ".join(f"Phase {p} verdict: {v['verdict'].upper()}" for p, v in verdicts.items())
+            + f"[/]; report: {folder}/report.md"
         )
     return EXIT_OK if summary.verdict != "fail" else EXIT_GATE_FAILED
+
+
+@contextmanager
+def load_sandbox(
+    settings: Settings, scale: str, console: Console
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A scratch database on the sandbox holding ``scale`` backfilled and ANALYZEd."""
+    from phasegate.servers import open_sandbox, scratch_database, scratch_kv
+
+    with console.status("starting sandbox servers"):
+        sandbox = open_sandbox(settings)
+    with sandbox, scratch_kv(sandbox.kv_url) as kv_url, scratch_database(sandbox.pg_url) as pg_url:
+        kv = connect_kv(kv_url)
+        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
+        seed_store(
+            kv, scale, settings.seed, anchor, flush=False, console=console, where=redact_url(kv_url)
+        )
+        with connect_pg(pg_url) as conn:
+            schema.apply(conn)
+            backfill_with_progress(kv, conn, TYPE_IDS, console)
+            add_foreign_keys(conn, create_missing=True)
+            conn.execute("ANALYZE")
+            kv.close()
+            yield conn
 
 
 def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summary:
@@ -223,7 +267,7 @@ def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summar
 
 def print_summary(summary: Summary, console: Console) -> None:
     for phase, types in summary.by_phase().items():
-        checks = [c for c in CHECKS if any(c in t for t in types.values())]
+        checks = list(dict.fromkeys(c for t in types.values() for c in t))
         table = Table(title=f"Phase {phase}", title_justify="left")
         table.add_column("type")
         for check in checks:

@@ -17,6 +17,7 @@ import redis
 
 from phasegate import report
 from phasegate.parity.result import CheckResult
+from phasegate.plans import PLAN_SCALE
 from phasegate.servers import Sandbox, open_sandbox, scratch_database, scratch_kv
 from phasegate.settings import PHASES, SETTINGS, Settings, redact_url, resolve
 from phasegate.stores import connect_kv
@@ -183,6 +184,7 @@ class GateReporter:
                 "full": s.full,
                 "kv": redact_url(s.kv_url) if s.kv_url else f"sandbox ({s.scale} fixture)",
                 "pg": redact_url(s.pg_url) if s.pg_url else "sandbox",
+                **self._plan_context(s),
             },
             results=tuple(self.results.results),
             phase_skips=tuple(self.results.phase_skips),
@@ -190,6 +192,11 @@ class GateReporter:
         )
         folder = report.write(summary, s.reports_dir)
         self.written = f"{folder}/report.md (verdict {summary.verdict})"
+
+    def _plan_context(self, s: Settings) -> dict[str, str]:
+        if not any(r.check.startswith("plan-") for r in self.results.results):
+            return {}
+        return {"plans_on": redact_url(s.pg_url) if s.pg_url else f"sandbox ({PLAN_SCALE} fixture)"}
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.written:

@@ -112,6 +112,7 @@ def render_markdown(summary: Summary) -> str:
             cells = [_MARK[results[c].status] if c in results else "" for c in checks]
             lines.append(f"| {type_id} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _plans_section(summary.results)
     failed = [r for r in summary.results if r.status == "fail"]
     if failed:
         lines += ["## What failed", ""]
@@ -132,6 +133,33 @@ def render_markdown(summary: Summary) -> str:
         lines.append(f"{len(summary.phase_skips)} checks of other phases were skipped.")
         lines.append("")
     return "\n".join(lines)
+
+
+def _plans_section(results: Iterable[CheckResult]) -> list[str]:
+    """One row per EXPLAINed query: the time, buffers and scans of its plan."""
+    plans = [r for r in results if "scans" in r.metrics]
+    if not plans:
+        return []
+    lines = [
+        "## Query plans",
+        "",
+        "| query | plan | status | execution ms | buffers | scans |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for r in sorted(plans, key=lambda r: (r.type_id, r.check)):
+        m = r.metrics
+        ms = "not run" if m.get("execution_ms") is None else f"{m['execution_ms']:.3f}"
+        mode = r.check.removeprefix("plan-") + (" (forced)" if m.get("forced_index_scan") else "")
+        buffers = int(m.get("shared_hit_blocks", 0)) + int(m.get("shared_read_blocks", 0))
+        scans = "; ".join(f"`{s}`" for s in m["scans"])
+        lines.append(f"| {r.type_id} | {mode} | {_MARK[r.status]} | {ms} | {buffers} | {scans} |")
+    lines += [
+        "",
+        "forced: the table is below the Seq Scan threshold, so the plan shown was "
+        "made with enable_seqscan off to judge the index.",
+        "",
+    ]
+    return lines
 
 
 def _check_order(check: str) -> int:

@@ -1,0 +1,32 @@
+"""Phase C gate, static: every catalogued query parses as Postgres and is served by
+the index it relies on (sqlglot; no database needed).
+
+Ids ``<type>-<query>``: ``pytest query_shapes -k messages`` checks the message
+queries. Indexes come from ``--schema FILE``, else ``--pg-url``'s catalog, else
+phasegate's schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from phasegate.cutover import shape_result
+from phasegate.parity.result import CheckResult
+from phasegate.queries import load_catalog
+from phasegate.shapes import SchemaModel, Statement, from_catalog
+
+pytestmark = pytest.mark.phase("C")
+
+STATEMENTS = from_catalog(load_catalog().values())
+
+
+@pytest.mark.parametrize("statement", STATEMENTS, ids=[f"{s.type_id}-{s.name}" for s in STATEMENTS])
+def test_query_shape(
+    statement: Statement, shape_schema: SchemaModel, record_check: Callable[[CheckResult], None]
+) -> None:
+    """The query parses and its WHERE and ORDER BY match the leading keys of its index."""
+    result = shape_result(statement, shape_schema)
+    record_check(result)
+    assert result.passed, result.explain()

@@ -1,0 +1,68 @@
+"""Phase C query checks as gate results: one per catalogued query and check.
+
+The gate tests under query_shapes/ and ``phasegate demo`` both report through
+these, so a query's verdict reads the same everywhere: type ``<type>:<query>``,
+checks ``shape``, ``plan-custom`` and ``plan-generic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from phasegate.parity.result import CheckResult, verdict
+from phasegate.plans import MODES, Mode, check_plan
+from phasegate.queries import Query
+from phasegate.shapes import SchemaModel, Statement, check_statement, from_catalog
+
+CHECKS = ("shape", *(f"plan-{m}" for m in MODES))
+
+
+def shape_result(statement: Statement, schema: SchemaModel) -> CheckResult:
+    """The static verdict on one catalogued statement."""
+    findings = check_statement(statement, schema)
+    return verdict(
+        "C",
+        f"{statement.type_id}:{statement.name}",
+        "shape",
+        findings,
+        ok=f"served by {statement.expected_index} ({schema.origin})",
+        bad="{n} shape finding(s) against the " + schema.origin,
+        metrics={"origin": statement.origin, "index": statement.expected_index},
+    )
+
+
+def plan_result(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    query: Query,
+    schema: SchemaModel,
+    mode: Mode,
+    seqscan_rows: int,
+) -> CheckResult:
+    """The plan verdict on one catalogued query in one plan mode."""
+    check = check_plan(conn, query, schema, mode, seqscan_rows)
+    ms = f"{check.run.execution_ms:.3f} ms" if check.run.execution_ms is not None else "not run"
+    keys = ", ".join(check.relied_keys) or "its key order"
+    return verdict(
+        "C",
+        f"{query.type_id}:{query.name}",
+        f"plan-{mode}",
+        check.problems,
+        ok=f"{check.index} with Index Cond on {keys}; {ms}",
+        bad="{n} plan problem(s)",
+        metrics=check.metrics(),
+        thresholds={"seqscan_rows": seqscan_rows},
+    )
+
+
+def all_results(
+    conn: psycopg.Connection[tuple[Any, ...]],
+    catalog: list[Query],
+    schema: SchemaModel,
+    seqscan_rows: int,
+) -> list[CheckResult]:
+    """Every shape and plan check of the catalog, on one loaded database."""
+    results = [shape_result(s, schema) for s in from_catalog(catalog)]
+    results += [plan_result(conn, q, schema, m, seqscan_rows) for q in catalog for m in MODES]
+    return results
