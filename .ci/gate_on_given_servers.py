@@ -1,4 +1,4 @@
-"""CI: the Phase A and Phase C gates against given servers, as a release engineer
+"""CI: the Phase A and Phase C gates (queries and load) against given servers, as a release engineer
 would run them.
 
 Claims a scratch Redis DB and a scratch database on this machine's servers,
@@ -37,6 +37,7 @@ def main() -> int:
         for gate in (
             ["pytest", "parity", "--phase=A", "--full", "--kv-url", kv, "--pg-url", pg],
             ["pytest", "query_shapes", "--phase=C", "--kv-url", kv, "--pg-url", pg],
+            ["pytest", "load", "--phase=C", "--kv-url", kv, "--pg-url", pg, "--load-run-time=20s"],
             ["phasegate", "shapes", "plans", "--pg-url", pg],
         ):
             print("+", " ".join(gate), flush=True)

@@ -15,13 +15,13 @@ import psycopg
 import redis
 from rich.console import Console
 
-from phasegate import __version__, cli_shapes, schema
+from phasegate import __version__, cli_load, cli_shapes, schema
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
 from phasegate.stores import connect_kv, connect_pg
 
-console = Console(highlight=False)
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
 
 
@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     show.set_defaults(run=lambda _a, _s: print(schema.schema_sql()) or EXIT_OK)
 
     cli_shapes.add_parsers(sub, common)
+    cli_load.add_parsers(sub, common)
 
     servers = sub.add_parser(
         "servers",

@@ -116,7 +116,7 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
             conn.read_only = True
             where = redact_url(settings.pg_url)
         else:
-            conn = stack.enter_context(load_sandbox(settings, PLAN_SCALE, console))
+            conn = stack.enter_context(load_sandbox(settings, PLAN_SCALE, console)).pg
             where = f"sandbox, {PLAN_SCALE} scale"
         schema = SchemaModel.resolve(settings.schema, conn)
         checks = [

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
@@ -32,6 +33,7 @@ from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
 from phasegate.parity.phase_a import CHECKS, PhaseA, RerunEvidence
+from phasegate.parity.result import CheckResult
 from phasegate.queries import load_catalog
 from phasegate.report import Summary, new_run_id
 from phasegate.report import write as write_report
@@ -208,8 +210,10 @@ def run_demo(settings: Settings, console: Console) -> int:
                     SchemaModel.from_database(conn),
                     settings.seqscan_rows,
                 )
+            console.rule(f"load gate: {DEMO_LOAD_USERS} users for {DEMO_LOAD_TIME}")
+            load = demo_load(settings, kv_url, pg_url, conn, console)
             summary = dataclasses.replace(
-                summary, phase=None, results=summary.results + tuple(cutover)
+                summary, phase=None, results=summary.results + tuple(cutover) + tuple(load)
             )
         print_summary(summary, console)
         folder = write_report(summary, settings.reports_dir)
@@ -222,11 +226,58 @@ def run_demo(settings: Settings, console: Console) -> int:
     return EXIT_OK if summary.verdict != "fail" else EXIT_GATE_FAILED
 
 
+DEMO_LOAD_USERS = 100
+DEMO_LOAD_TIME = "15s"  # 5 s of it is the ramp, left out of the statistics
+
+
+def demo_load(
+    settings: Settings,
+    kv_url: str,
+    pg_url: str,
+    conn: psycopg.Connection[tuple[object, ...]],
+    console: Console,
+) -> list[CheckResult]:
+    """A short load gate: the reference service reading Postgres, Locust headless."""
+    from phasegate.load import gate, params, runner
+    from phasegate.load.stats import Budgets
+
+    folder = runner.scratch_folder()
+    budgets = Budgets.of(settings)
+    with (
+        runner.service(kv_url, pg_url, read="pg", write="pg", folder=folder) as svc,
+        console.status(f"Locust against the reference service at {svc.url}"),
+    ):
+        run = runner.run_locust(
+            svc.url,
+            params.write(params.sample(conn), folder / "params.json"),
+            users=DEMO_LOAD_USERS,
+            run_time=DEMO_LOAD_TIME,
+            budgets=budgets,
+            folder=folder,
+            name="demo",
+        )
+    from phasegate.cli_load import print_load
+
+    print_load(run.result, console, None)
+    results = [gate.run_result(run.result, budgets, [str(run.html)])]
+    for name in sorted(run.result.endpoints):
+        results += [gate.p95_result(name, run.result, budgets)]
+        results += [gate.errors_result(name, run.result, budgets)]
+    return results
+
+
+@dataclass
+class Loaded:
+    """Scratch stores on the sandbox holding one seeded, backfilled migration."""
+
+    kv_url: str
+    pg_url: str
+    pg: psycopg.Connection[tuple[object, ...]]
+
+
 @contextmanager
-def load_sandbox(
-    settings: Settings, scale: str, console: Console
-) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
-    """A scratch database on the sandbox holding ``scale`` backfilled and ANALYZEd."""
+def load_sandbox(settings: Settings, scale: str, console: Console) -> Iterator[Loaded]:
+    """Scratch stores on the sandbox holding ``scale`` seeded, backfilled, ANALYZEd."""
     from phasegate.servers import open_sandbox, scratch_database, scratch_kv
 
     with console.status("starting sandbox servers"):
@@ -243,7 +294,7 @@ def load_sandbox(
             add_foreign_keys(conn, create_missing=True)
             conn.execute("ANALYZE")
             kv.close()
-            yield conn
+            yield Loaded(kv_url, pg_url, conn)
 
 
 def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summary:

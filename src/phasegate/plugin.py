@@ -194,9 +194,15 @@ class GateReporter:
         self.written = f"{folder}/report.md (verdict {summary.verdict})"
 
     def _plan_context(self, s: Settings) -> dict[str, str]:
-        if not any(r.check.startswith("plan-") for r in self.results.results):
-            return {}
-        return {"plans_on": redact_url(s.pg_url) if s.pg_url else f"sandbox ({PLAN_SCALE} fixture)"}
+        checks = {r.check for r in self.results.results}
+        realistic = f"sandbox ({PLAN_SCALE} fixture)"
+        out = {}
+        if any(c.startswith("plan-") for c in checks):
+            out["plans_on"] = redact_url(s.pg_url) if s.pg_url else realistic
+        if "throughput" in checks:
+            target = s.load_host or (s.pg_url and "reference service on the given stores")
+            out["load_on"] = redact_url(target) if target else f"reference service, {realistic}"
+        return out
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.written:

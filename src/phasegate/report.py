@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from phasegate.parity.phase_a import CHECKS
+from phasegate.cutover import CHECKS as QUERY_CHECKS
+from phasegate.load.gate import CHECKS as LOAD_CHECKS
+from phasegate.parity.phase_a import CHECKS as DATA_CHECKS
 from phasegate.parity.result import CheckResult
 
 SCHEMA_VERSION = 1
@@ -113,6 +116,7 @@ def render_markdown(summary: Summary) -> str:
             lines.append(f"| {type_id} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += _plans_section(summary.results)
+    lines += _load_section(summary.results)
     failed = [r for r in summary.results if r.status == "fail"]
     if failed:
         lines += ["## What failed", ""]
@@ -162,8 +166,47 @@ def _plans_section(results: Iterable[CheckResult]) -> list[str]:
     return lines
 
 
+CHECK_ORDER = (*DATA_CHECKS, *QUERY_CHECKS, *LOAD_CHECKS, "throughput")
+
+
+def _load_section(results: Iterable[CheckResult]) -> list[str]:
+    """Latency per endpoint from the load checks, and the run's totals."""
+    rows = {r.type_id: r for r in results if r.check == "load-p95" and "p95_ms" in r.metrics}
+    if not rows:
+        return []
+    baselines = {
+        r.type_id: r.metrics.get("baseline_p95_ms")
+        for r in results
+        if r.check == "load-baseline" and r.metrics
+    }
+    lines = [
+        "## Load",
+        "",
+        "| endpoint | requests | failures | p50 ms | p95 ms | p99 ms | baseline p95 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in sorted(rows.items()):
+        m = r.metrics
+        base = baselines.get(name)
+        lines.append(
+            f"| {name} | {m['requests']:,} | {m['failures']:,} | {m['p50_ms']} | "
+            f"{m['p95_ms']} | {m['p99_ms']} | {'-' if base is None else base} |"
+        )
+    total = next((r for r in results if r.check == "throughput"), None)
+    if total is not None:
+        m = total.metrics
+        lines += [
+            "",
+            f"{m.get('requests_per_minute', 0):,} requests/min from {m.get('users')} users over "
+            f"{m.get('duration_s')} s; load generator CPU {m.get('cpu_percent')}% of one core. "
+            "Locust's own report: "
+            + ", ".join(f"`{Path(a).name}`" for a in m.get("artifacts", [])),
+        ]
+    return [*lines, ""]
+
+
 def _check_order(check: str) -> int:
-    return CHECKS.index(check) if check in CHECKS else len(CHECKS)
+    return CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER)
 
 
 def write(summary: Summary, reports_dir: str | Path) -> Path:
@@ -171,6 +214,7 @@ def write(summary: Summary, reports_dir: str | Path) -> Path:
     root = Path(reports_dir)
     folder = root / summary.run_id
     folder.mkdir(parents=True, exist_ok=True)
+    _keep_artifacts(summary.results, folder)
     (folder / "summary.json").write_text(render_json(summary))
     (folder / "report.md").write_text(render_markdown(summary))
     latest = root / "latest"
@@ -178,6 +222,15 @@ def write(summary: Summary, reports_dir: str | Path) -> Path:
     temporary.symlink_to(summary.run_id, target_is_directory=True)
     os.replace(temporary, latest)  # atomic, so readers never see it missing
     return folder
+
+
+def _keep_artifacts(results: Iterable[CheckResult], folder: Path) -> None:
+    """Copy files a check produced (Locust's HTML report) into the run's folder."""
+    for r in results:
+        for path in r.metrics.get("artifacts", ()):
+            source = Path(path)
+            if source.is_file():
+                shutil.copy2(source, folder / source.name)
 
 
 @dataclass

@@ -66,6 +66,13 @@ def _positive(raw: str) -> int:
     return value
 
 
+def _duration(raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"(\d+[hms])+|\d+", value):
+        raise ValueError("expected a Locust run time such as 30s, 5m or 1h30m")
+    return value
+
+
 def _url(raw: str) -> str:
     value = raw.strip()
     if "://" not in value:
@@ -154,6 +161,36 @@ SETTINGS: tuple[Setting, ...] = (
         "Plan check: a Seq Scan on a table with more rows than this fails.",
         "N",
     ),
+    Setting("load_users", 100, _positive, "Load: concurrent Locust users.", "N"),
+    Setting("load_run_time", "30s", _duration, "Load: run length (Locust -t: 30s, 5m).", "TIME"),
+    Setting("p95_budget_ms", 200.0, float, "Load: p95 budget per endpoint, in ms.", "MS"),
+    Setting(
+        "error_budget_percent", 0.1, _percent, "Load: failed requests allowed per endpoint.", "PCT"
+    ),
+    Setting(
+        "throughput_floor_rpm", 1000.0, float, "Load: total requests per minute required.", "RPM"
+    ),
+    Setting(
+        "baseline_file",
+        "reports/load-baseline.json",
+        str,
+        "Load: p95 per endpoint recorded by `phasegate load baseline` (reads from KV).",
+        "FILE",
+    ),
+    Setting(
+        "baseline_tolerance_percent",
+        20.0,
+        float,
+        "Load: how much a p95 may grow over the baseline.",
+        "PCT",
+    ),
+    Setting(
+        "load_host",
+        None,
+        _url,
+        "Load: an HTTP base URL to load instead of the reference service (the real app).",
+        "URL",
+    ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
 )
 
@@ -177,6 +214,14 @@ class Settings:
     pg_only_allowlist: str | None
     schema: str | None
     seqscan_rows: int
+    load_users: int
+    load_run_time: str
+    p95_budget_ms: float
+    error_budget_percent: float
+    throughput_floor_rpm: float
+    baseline_file: str
+    baseline_tolerance_percent: float
+    load_host: str | None
     reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

@@ -1,0 +1,88 @@
+"""Load gate (phase C): Locust headless in a subprocess, 100 users, judged per endpoint.
+
+Ids ``<type>-<endpoint>``: ``pytest load -k messages``. Checks: p95 under the
+budget, errors under the budget, p95 within the tolerance of the baseline when
+``--baseline-file`` exists, and the run's throughput over the floor with a load
+generator that kept up. Locust's HTML report goes into the run's report folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from phasegate.app.reads import ENDPOINTS, WRITE_ENDPOINTS
+from phasegate.load import gate
+from phasegate.load.runner import Run, read_baseline
+from phasegate.load.stats import Budgets
+from phasegate.parity.result import CheckResult
+from phasegate.settings import Settings
+
+pytestmark = pytest.mark.phase("C")
+
+NAMES = [*ENDPOINTS, *WRITE_ENDPOINTS]
+IDS = [f"{gate.TYPES[n]}-{n}" for n in NAMES]
+
+
+def _writes_left_out(name: str, s: Settings) -> bool:
+    return name in WRITE_ENDPOINTS and bool(s.pg_url or s.load_host)
+
+
+@pytest.mark.parametrize("name", NAMES, ids=IDS)
+def test_p95_under_budget(
+    name: str,
+    load_run: Run,
+    phasegate_settings: Settings,
+    record_check: Callable[[CheckResult], None],
+) -> None:
+    """The endpoint's p95 (exact, 1 ms buckets) is under the budget at full concurrency."""
+    if _writes_left_out(name, phasegate_settings):
+        pytest.skip("write endpoints are not loaded against given servers")
+    result = gate.p95_result(name, load_run.result, Budgets.of(phasegate_settings))
+    record_check(result)
+    assert result.passed, result.explain()
+
+
+@pytest.mark.parametrize("name", NAMES, ids=IDS)
+def test_errors_under_budget(
+    name: str,
+    load_run: Run,
+    phasegate_settings: Settings,
+    record_check: Callable[[CheckResult], None],
+) -> None:
+    """Failed requests of the endpoint stay under the error budget."""
+    if _writes_left_out(name, phasegate_settings):
+        pytest.skip("write endpoints are not loaded against given servers")
+    result = gate.errors_result(name, load_run.result, Budgets.of(phasegate_settings))
+    record_check(result)
+    assert result.passed, result.explain()
+
+
+@pytest.mark.parametrize("name", NAMES, ids=IDS)
+def test_p95_within_baseline(
+    name: str,
+    load_run: Run,
+    phasegate_settings: Settings,
+    record_check: Callable[[CheckResult], None],
+) -> None:
+    """Against the baseline taken before dual-write, p95 grew at most the tolerance."""
+    s = phasegate_settings
+    if _writes_left_out(name, s):
+        pytest.skip("write endpoints are not loaded against given servers")
+    baseline = read_baseline(Path(s.baseline_file))
+    result = gate.baseline_result(name, load_run.result, baseline, Budgets.of(s), s.baseline_file)
+    record_check(result)
+    if result.status == "skip":
+        pytest.skip(result.message)
+    assert result.passed, result.explain()
+
+
+def test_throughput_and_load_generator(
+    load_run: Run, phasegate_settings: Settings, record_check: Callable[[CheckResult], None]
+) -> None:
+    """The run made over 1,000 requests/min, and the load generator was not the bottleneck."""
+    result = gate.run_result(load_run.result, Budgets.of(phasegate_settings), [str(load_run.html)])
+    record_check(result)
+    assert result.passed, result.explain()

@@ -1,0 +1,258 @@
+"""``phasegate serve`` and ``phasegate load run|baseline``: the service and the load gate."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
+from phasegate.load.stats import EXIT_MEANING, Budgets, LoadResult, baseline_regressions
+from phasegate.plans import PLAN_SCALE
+from phasegate.settings import Settings, redact_url
+from phasegate.stores import connect_pg
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+LOAD_SCALE = PLAN_SCALE  # realistic volume for the sandbox load
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="the reference service: /vibe endpoints over --kv-url and --pg-url",
+        description="Serve the /vibe endpoints the load touches. Per data type a read "
+        "source (kv|pg) and a write mode (kv|dual|pg): --read TYPE=SRC, --write TYPE=MODE, "
+        "or PHASEGATE_READ_<TYPE> / PHASEGATE_WRITE_<TYPE>; what a rollback flips.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--read", action="append", default=[], metavar="TYPE=SRC")
+    serve.add_argument("--write", action="append", default=[], metavar="TYPE=MODE")
+    serve.add_argument("--read-all", default="kv", choices=("kv", "pg"), help="default kv")
+    serve.add_argument("--write-all", default="kv", choices=("kv", "dual", "pg"), help="default kv")
+    serve.add_argument(
+        "--inject-delay",
+        action="append",
+        default=[],
+        metavar="ENDPOINT=MS",
+        help="add a delay to an endpoint (to show the gate failing on a slow path)",
+    )
+    serve.add_argument(
+        "--inject-errors",
+        action="append",
+        default=[],
+        metavar="ENDPOINT=PCT",
+        help="fail this share of an endpoint's requests with HTTP 500",
+    )
+    serve.set_defaults(run=_serve)
+
+    load = sub.add_parser("load", help="Locust load: the p95 gate and its baseline")
+    actions = load.add_subparsers(dest="action", required=True, metavar="ACTION")
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--profile",
+        choices=("http", "db"),
+        default="http",
+        help="http: the endpoints (default); db: the catalogued queries",
+    )
+    options.add_argument(
+        "--tags", nargs="+", default=[], metavar="TYPE", help="only these data types' tasks"
+    )
+    run = actions.add_parser(
+        "run",
+        parents=[common, options],
+        help="run Locust headless and judge p95, errors and throughput per endpoint",
+        description="Against --load-host (the real app; parameters from --pg-url) or the "
+        f"reference service reading Postgres on a sandbox loaded at {LOAD_SCALE}. Compares "
+        "p95 with --baseline-file when it exists. Exit 1 if the gate fails.",
+    )
+    run.add_argument(
+        "--read-from",
+        choices=("kv", "pg"),
+        default="pg",
+        help="the reference service's read source (default pg)",
+    )
+    run.set_defaults(run=_run)
+    baseline = actions.add_parser(
+        "baseline",
+        parents=[common, options],
+        help="record p95 per endpoint with reads from KV (before dual-write)",
+    )
+    baseline.set_defaults(run=_baseline, read_from="kv")
+
+
+def _pairs(items: list[str], flag: str) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise UsageError(f"{flag} {item!r}: expected ENDPOINT=NUMBER")
+    return out
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from phasegate.app.modes import Modes
+    from phasegate.app.server import Inject, create_app
+
+    if not (settings.kv_url and settings.pg_url):
+        raise UsageError("serve needs --kv-url and --pg-url (the stores to serve from)")
+    modes = Modes.parse(args.read, args.write, read_all=args.read_all, write_all=args.write_all)
+    inject = Inject(
+        _pairs(args.inject_delay, "--inject-delay"), _pairs(args.inject_errors, "--inject-errors")
+    )
+    console.print(f"serving http://{args.host}:{args.port}: {modes.describe()}")
+    app = create_app(settings.kv_url, settings.pg_url, modes, inject)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    return EXIT_OK
+
+
+def _load(args: argparse.Namespace, settings: Settings, name: str) -> tuple[LoadResult, int, Path]:
+    from phasegate.commands import load_sandbox
+    from phasegate.load import params, runner
+
+    folder = Path(settings.reports_dir) / "load"
+    folder.mkdir(parents=True, exist_ok=True)
+    exclude: list[str] = []
+    with ExitStack() as stack:
+        if settings.load_host or settings.pg_url:
+            # given servers are only read: parameters from --pg-url, no write tasks
+            if not settings.pg_url:
+                raise UsageError("--load-host needs --pg-url too: request parameters come from it")
+            conn = stack.enter_context(connect_pg(settings.pg_url))
+            conn.read_only = True
+            exclude = ["writes"]
+            if settings.load_host:
+                host = settings.load_host
+            elif args.profile == "db":
+                host = settings.pg_url
+            else:
+                if not settings.kv_url:
+                    raise UsageError("give --kv-url with --pg-url: the service reads both")
+                host = stack.enter_context(
+                    runner.service(
+                        settings.kv_url,
+                        settings.pg_url,
+                        read=args.read_from,
+                        write="kv",
+                        folder=folder,
+                    )
+                ).url
+        else:
+            loaded = stack.enter_context(load_sandbox(settings, LOAD_SCALE, console))
+            conn = loaded.pg
+            if args.profile == "db":
+                host = loaded.pg_url
+            else:
+                host = stack.enter_context(
+                    runner.service(
+                        loaded.kv_url,
+                        loaded.pg_url,
+                        read=args.read_from,
+                        write=args.read_from,
+                        folder=folder,
+                    )
+                ).url
+        params_file = params.write(params.sample(conn), folder / f"{name}-params.json")
+        with console.status(
+            f"Locust: {settings.load_users} users for {settings.load_run_time} "
+            f"against {redact_url(host)}"
+        ):
+            run = runner.run_locust(
+                host,
+                params_file,
+                users=settings.load_users,
+                run_time=settings.load_run_time,
+                budgets=Budgets.of(settings),
+                folder=folder,
+                profile=args.profile,
+                tags=args.tags,
+                exclude_tags=exclude,
+                name=name,
+            )
+    console.print(f"Locust's report: {run.html}")
+    return run.result, run.exit_code, run.html
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.load import runner
+
+    result, code, _html = _load(args, settings, "run")
+    baseline = runner.read_baseline(Path(settings.baseline_file))
+    regressions = (
+        baseline_regressions(result, baseline, settings.baseline_tolerance_percent)
+        if baseline
+        else []
+    )
+    print_load(result, console, baseline)
+    for line in regressions:
+        console.print(f"[bold red]baseline[/]: {line}")
+    ok = code == 0 and not regressions
+    why = [EXIT_MEANING.get(code, f"Locust exit code {code}")] if code else []
+    why += [f"{len(regressions)} p95 over the baseline"] if regressions else []
+    console.print(
+        f"{'[bold green]PASS[/]' if ok else '[bold red]FAIL[/]'} load gate"
+        + (f": {'; '.join(why)}" if why else "")
+        + ("" if baseline else f" (no baseline at {settings.baseline_file})")
+    )
+    return EXIT_OK if ok else EXIT_GATE_FAILED
+
+
+def _baseline(args: argparse.Namespace, settings: Settings) -> int:
+    from phasegate.load import runner
+
+    result, _code, _html = _load(args, settings, "baseline")
+    print_load(result, console, None)
+    if not result.requests:
+        console.print("[bold red]no requests measured: baseline not written[/]")
+        return EXIT_GATE_FAILED
+    source = settings.load_host or "reference service reading KV"
+    runner.save_baseline(result, Path(settings.baseline_file), source=redact_url(source))
+    console.print(f"baseline written to {settings.baseline_file}")
+    return EXIT_OK
+
+
+def print_load(result: LoadResult, out: Console, baseline: dict[str, float] | None) -> None:
+    table = Table(
+        title=f"load: {result.users} users, {result.duration_s:.0f} s", title_justify="left"
+    )
+    for column in (
+        "endpoint",
+        "requests",
+        "failures",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "baseline p95",
+    ):
+        table.add_column(column, justify="left" if column == "endpoint" else "right")
+    for name, e in sorted(result.endpoints.items()):
+        before = (baseline or {}).get(name)
+        table.add_row(
+            name,
+            f"{e.requests:,}",
+            f"{e.failures:,}",
+            str(e.p50),
+            str(e.p95),
+            str(e.p99),
+            "-" if before is None else f"{before:g}",
+        )
+    out.print(table)
+    out.print(
+        f"throughput {result.rpm:,.0f} requests/min; load generator CPU {result.cpu_percent:.0f}% "
+        f"of one core{' (saturated: inconclusive)' if result.cpu_saturated else ''}"
+    )
+    for reason in result.reasons:
+        out.print(f"[bold red]{reason}[/]")

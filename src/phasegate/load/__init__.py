@@ -1,0 +1,1 @@
+"""Load: realistic request parameters, Locust runs in a subprocess, and the p95 gate."""
