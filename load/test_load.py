@@ -1,6 +1,6 @@
 """Load gate (phase C): Locust headless in a subprocess, 100 users, judged per endpoint.
 
-Ids ``<type>-<endpoint>``: ``pytest load -k messages``. Checks: p95 under the
+Ids ``<type>-<endpoint>-<check>``: ``pytest load -k messages``. Checks: p95 under the
 budget, errors under the budget, p95 within the tolerance of the baseline when
 ``--baseline-file`` exists, and the run's throughput over the floor with a load
 generator that kept up. Locust's HTML report goes into the run's report folder.
@@ -23,56 +23,36 @@ from phasegate.settings import Settings
 pytestmark = pytest.mark.phase("C")
 
 NAMES = [*ENDPOINTS, *WRITE_ENDPOINTS]
-IDS = [f"{gate.TYPES[n]}-{n}" for n in NAMES]
 
 
-def _writes_left_out(name: str, s: Settings) -> bool:
-    return name in WRITE_ENDPOINTS and bool(s.pg_url or s.load_host)
+CHECKS = ("p95", "errors", "baseline")
+CASES = [(n, c) for n in NAMES for c in CHECKS]
 
 
-@pytest.mark.parametrize("name", NAMES, ids=IDS)
-def test_p95_under_budget(
+@pytest.mark.parametrize(
+    ("name", "check"), CASES, ids=[f"{gate.TYPES[n]}-{n}-{c}" for n, c in CASES]
+)
+def test_endpoint(
     name: str,
+    check: str,
     load_run: Run,
     phasegate_settings: Settings,
     record_check: Callable[[CheckResult], None],
 ) -> None:
-    """The endpoint's p95 (exact, 1 ms buckets) is under the budget at full concurrency."""
-    if _writes_left_out(name, phasegate_settings):
-        pytest.skip("write endpoints are not loaded against given servers")
-    result = gate.p95_result(name, load_run.result, Budgets.of(phasegate_settings))
-    record_check(result)
-    assert result.passed, result.explain()
-
-
-@pytest.mark.parametrize("name", NAMES, ids=IDS)
-def test_errors_under_budget(
-    name: str,
-    load_run: Run,
-    phasegate_settings: Settings,
-    record_check: Callable[[CheckResult], None],
-) -> None:
-    """Failed requests of the endpoint stay under the error budget."""
-    if _writes_left_out(name, phasegate_settings):
-        pytest.skip("write endpoints are not loaded against given servers")
-    result = gate.errors_result(name, load_run.result, Budgets.of(phasegate_settings))
-    record_check(result)
-    assert result.passed, result.explain()
-
-
-@pytest.mark.parametrize("name", NAMES, ids=IDS)
-def test_p95_within_baseline(
-    name: str,
-    load_run: Run,
-    phasegate_settings: Settings,
-    record_check: Callable[[CheckResult], None],
-) -> None:
-    """Against the baseline taken before dual-write, p95 grew at most the tolerance."""
+    """The endpoint's p95 (exact, 1 ms buckets) is under the budget, its errors under
+    theirs, and, when a baseline taken before dual-write exists, its p95 grew at most
+    the tolerance."""
     s = phasegate_settings
-    if _writes_left_out(name, s):
+    if name in WRITE_ENDPOINTS and (s.pg_url or s.load_host):
         pytest.skip("write endpoints are not loaded against given servers")
-    baseline = read_baseline(Path(s.baseline_file))
-    result = gate.baseline_result(name, load_run.result, baseline, Budgets.of(s), s.baseline_file)
+    budgets = Budgets.of(s)
+    if check == "p95":
+        result = gate.p95_result(name, load_run.result, budgets)
+    elif check == "errors":
+        result = gate.errors_result(name, load_run.result, budgets)
+    else:
+        baseline = read_baseline(Path(s.baseline_file))
+        result = gate.baseline_result(name, load_run.result, baseline, budgets, s.baseline_file)
     record_check(result)
     if result.status == "skip":
         pytest.skip(result.message)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from contextlib import ExitStack
 from pathlib import Path
 
 from rich.console import Console
@@ -14,7 +13,6 @@ from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.load.stats import EXIT_MEANING, Budgets, LoadResult, baseline_regressions
 from phasegate.plans import PLAN_SCALE
 from phasegate.settings import Settings, redact_url
-from phasegate.stores import connect_pg
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 LOAD_SCALE = PLAN_SCALE  # realistic volume for the sandbox load
@@ -121,67 +119,36 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _load(args: argparse.Namespace, settings: Settings, name: str) -> tuple[LoadResult, int, Path]:
     from phasegate.commands import load_sandbox
-    from phasegate.load import params, runner
+    from phasegate.load import runner
 
     folder = Path(settings.reports_dir) / "load"
     folder.mkdir(parents=True, exist_ok=True)
-    exclude: list[str] = []
-    with ExitStack() as stack:
-        if settings.load_host or settings.pg_url:
-            # given servers are only read: parameters from --pg-url, no write tasks
-            if not settings.pg_url:
-                raise UsageError("--load-host needs --pg-url too: request parameters come from it")
-            conn = stack.enter_context(connect_pg(settings.pg_url))
-            conn.read_only = True
-            exclude = ["writes"]
-            if settings.load_host:
-                host = settings.load_host
-            elif args.profile == "db":
-                host = settings.pg_url
-            else:
-                if not settings.kv_url:
-                    raise UsageError("give --kv-url with --pg-url: the service reads both")
-                host = stack.enter_context(
-                    runner.service(
-                        settings.kv_url,
-                        settings.pg_url,
-                        read=args.read_from,
-                        write="kv",
-                        folder=folder,
-                    )
-                ).url
-        else:
-            loaded = stack.enter_context(load_sandbox(settings, LOAD_SCALE, console))
-            conn = loaded.pg
-            if args.profile == "db":
-                host = loaded.pg_url
-            else:
-                host = stack.enter_context(
-                    runner.service(
-                        loaded.kv_url,
-                        loaded.pg_url,
-                        read=args.read_from,
-                        write=args.read_from,
-                        folder=folder,
-                    )
-                ).url
-        params_file = params.write(params.sample(conn), folder / f"{name}-params.json")
-        with console.status(
+    with (
+        runner.target(
+            settings,
+            lambda: load_sandbox(settings, LOAD_SCALE, console),
+            profile=args.profile,
+            read=args.read_from,
+            write="kv" if args.read_from == "kv" else "dual",
+            folder=folder,
+        ) as where,
+        console.status(
             f"Locust: {settings.load_users} users for {settings.load_run_time} "
-            f"against {redact_url(host)}"
-        ):
-            run = runner.run_locust(
-                host,
-                params_file,
-                users=settings.load_users,
-                run_time=settings.load_run_time,
-                budgets=Budgets.of(settings),
-                folder=folder,
-                profile=args.profile,
-                tags=args.tags,
-                exclude_tags=exclude,
-                name=name,
-            )
+            f"against {redact_url(where.host)}"
+        ),
+    ):
+        run = runner.run_locust(
+            where.host,
+            where.params_file,
+            users=settings.load_users,
+            run_time=settings.load_run_time,
+            budgets=Budgets.of(settings),
+            folder=folder,
+            profile=args.profile,
+            tags=args.tags,
+            exclude_tags=where.exclude_tags,
+            name=name,
+        )
     console.print(f"Locust's report: {run.html}")
     return run.result, run.exit_code, run.html
 

@@ -14,13 +14,19 @@ import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+import psycopg
 
 from phasegate.errors import ServerError, UsageError
+from phasegate.load import params
 from phasegate.load.stats import Budgets, LoadResult
 from phasegate.servers.process import free_port, spawn, stop, wait_ready
+from phasegate.settings import Settings
+from phasegate.stores import connect_pg
 
 ROOT = Path(__file__).resolve().parents[3]
 LOCUSTFILES = {"http": "locustfile.py", "db": "locust_db.py"}
@@ -174,6 +180,68 @@ def run_locust(
             + "\n".join(done.stderr.strip().splitlines()[-15:]),
         )
     return Run(LoadResult.read(result_file), done.returncode, html, done.stderr)
+
+
+class Stores(Protocol):
+    """Loaded stores to serve from (the sandbox migration of a fixture or the CLI)."""
+
+    kv_url: str
+    pg_url: str
+    pg: psycopg.Connection[tuple[object, ...]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a load run points at, the parameters it draws, and what it leaves out."""
+
+    host: str
+    params_file: Path
+    exclude_tags: tuple[str, ...]
+
+
+@contextlib.contextmanager
+def target(
+    settings: Settings,
+    sandbox: Callable[[], contextlib.AbstractContextManager[Stores]],
+    *,
+    profile: str,
+    read: str,
+    write: str,
+    folder: Path,
+) -> Iterator[Target]:
+    """Where to send load, for the gate and the CLI alike.
+
+    ``--load-host`` (the real app) or ``--pg-url`` given: those are only read,
+    parameters come from ``--pg-url`` and write tasks are left out; the HTTP
+    profile then loads the reference service over the given stores. Otherwise
+    the reference service (or, for the db profile, Postgres) on ``sandbox()``'s
+    stores, reading from ``read`` and writing through ``write`` (after the read
+    cutover: reads from Postgres, dual writes, so both stores stay equal).
+    """
+    with contextlib.ExitStack() as stack:
+        if settings.load_host or settings.pg_url:
+            if not settings.pg_url:
+                raise UsageError("--load-host needs --pg-url too: request parameters come from it")
+            conn = stack.enter_context(connect_pg(settings.pg_url))
+            conn.read_only = True  # given servers are only read
+            exclude: tuple[str, ...] = ("writes",)
+            kv_url, pg_url = settings.kv_url, settings.pg_url
+        else:
+            stores = stack.enter_context(sandbox())
+            conn, kv_url, pg_url = stores.pg, stores.kv_url, stores.pg_url
+            exclude = ()
+        if settings.load_host:
+            host = settings.load_host
+        elif profile == "db":
+            host = pg_url
+        else:
+            if not kv_url:
+                raise UsageError("give --kv-url with --pg-url: the reference service reads both")
+            host = stack.enter_context(
+                service(kv_url, pg_url, read=read, write=write, folder=folder)
+            ).url
+        params_file = params.write(params.sample(conn), folder / "params.json")
+        yield Target(host, params_file, exclude)
 
 
 def scratch_folder() -> Path:
