@@ -49,6 +49,13 @@ def add_parsers(
         metavar="ENDPOINT=PCT",
         help="fail this share of an endpoint's requests with HTTP 500",
     )
+    serve.add_argument(
+        "--journal",
+        type=Path,
+        default=Path("reports/dual-write-journal.jsonl"),
+        metavar="FILE",
+        help="where dual writes record what one store missed (default %(default)s)",
+    )
     serve.set_defaults(run=_serve)
 
     load = sub.add_parser("load", help="Locust load: the p95 gate and its baseline")
@@ -112,7 +119,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         _pairs(args.inject_delay, "--inject-delay"), _pairs(args.inject_errors, "--inject-errors")
     )
     console.print(f"serving http://{args.host}:{args.port}: {modes.describe()}")
-    app = create_app(settings.kv_url, settings.pg_url, modes, inject)
+    from phasegate.journal import Journal
+
+    app = create_app(settings.kv_url, settings.pg_url, modes, inject, Journal(args.journal))
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return EXIT_OK
 

@@ -36,8 +36,9 @@ from starlette.routing import Route
 
 from phasegate.app.modes import Modes
 from phasegate.app.reads import ENDPOINTS, Endpoint, KvReads, Params, PgReads
-from phasegate.app.writes import WriteError, Writes
+from phasegate.app.writes import StoresDownError, WriteError, Writes
 from phasegate.handles import canonical_handle
+from phasegate.journal import Journal
 from phasegate.queries import load_catalog
 from phasegate.values import DecodeError
 
@@ -62,7 +63,13 @@ class Inject:
         return int(n * percent / 100) > int((n - 1) * percent / 100)
 
 
-def create_app(kv_url: str, pg_url: str, modes: Modes, inject: Inject | None = None) -> Starlette:
+def create_app(
+    kv_url: str,
+    pg_url: str,
+    modes: Modes,
+    inject: Inject | None = None,
+    journal: Journal | None = None,
+) -> Starlette:
     inject = inject or Inject()
     catalog = load_catalog()
     state: dict[str, Any] = {}
@@ -76,7 +83,7 @@ def create_app(kv_url: str, pg_url: str, modes: Modes, inject: Inject | None = N
         kv = aioredis.Redis.from_url(kv_url, max_connections=50)
         state["pg"] = PgReads(pool, catalog)
         state["kv"] = KvReads(kv, catalog)
-        state["writes"] = Writes(kv, pool)
+        state["writes"] = Writes(kv, pool, journal)
         try:
             yield
         finally:
@@ -213,5 +220,7 @@ async def _guarded(
         return JSONResponse({"error": f"injected failure on {name}"}, status_code=500)
     try:
         return await answer()
+    except StoresDownError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=503)
     except (_BadRequestError, WriteError, ValueError) as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)

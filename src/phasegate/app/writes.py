@@ -3,24 +3,33 @@
 A write builds the KV value the app writes today (``msg:{id}`` with its
 inbox/outbox/thread lists; ``board:entry:{id}`` with its index lists), and the
 Postgres row is that value decoded by the type's mapping, so both stores hold
-the same record. Postgres writes are idempotent upserts. In ``dual`` mode
-Postgres is written first, then KV (the dual-write rules of Phase B build on
-this).
+the same record. Both sides are idempotent: Postgres upserts, and KV list
+pushes remove the id first, so a replayed write changes nothing more.
+
+``dual`` mode follows the spec's rules: Postgres first, then KV; a failed
+Postgres write still goes to KV, a failed KV write carries on; either miss is
+recorded in the :class:`~phasegate.journal.Journal` before the write is
+acknowledged. When both sides fail, the write is refused (HTTP 503) and the
+caller keeps it.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import psycopg
+import redis
 import redis.asyncio as aioredis
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from phasegate.app.modes import WriteMode
 from phasegate.app.reads import Json, jsonable
+from phasegate.journal import Entry, Journal, Side
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping, Record
@@ -104,29 +113,55 @@ def upsert_sql(mapping: Mapping) -> sql.Composed:
     )
 
 
-class Writes:
-    """Writes through the modes: KV, Postgres, or Postgres then KV."""
+class StoresDownError(RuntimeError):
+    """Neither store took the write: nothing was acknowledged."""
 
-    def __init__(self, kv: aioredis.Redis, pool: AsyncConnectionPool[Any]) -> None:
+
+def kv_commands(pipe: Any, type_id: str, record: Record, key: str, value: bytes) -> None:
+    """Queue the app's KV writes for one record on a (sync or async) pipeline;
+    idempotent, so a journal replay may run them again."""
+    pipe.set(key, value)
+    rid = record["id"].encode()
+    if type_id == "messages":
+        lists = [
+            f"inbox:{record['to_user']}",
+            f"outbox:{record['from_user']}",
+            thread_key(record["from_user"], record["to_user"]),
+        ]
+        for name in lists:
+            pipe.lrem(name, 0, rid)
+            pipe.rpush(name, rid)
+    elif type_id == "board":
+        for name in (
+            "board:entries",
+            f"board:category:{record['category']}",
+            f"board:user:{record['author']}",
+        ):
+            pipe.lrem(name, 0, rid)
+            pipe.lpush(name, rid)
+        pipe.ltrim("board:entries", 0, 99)
+    else:
+        raise ValueError(f"no KV writer for {type_id}")
+
+
+VARIANTS = {"messages": "scheme2", "board": "entry"}
+PG_TIMEOUT_S = 2.0  # wait this long for a Postgres connection before counting it failed
+
+
+class Writes:
+    """Writes through the modes: KV, Postgres, or Postgres then KV with a journal."""
+
+    def __init__(
+        self, kv: aioredis.Redis, pool: AsyncConnectionPool[Any], journal: Journal | None = None
+    ) -> None:
         self.kv = kv
         self.pool = pool
+        self.journal = journal
 
     async def send_message(self, mode: WriteMode, body: Json) -> Json:
         sender, to = str(body.get("from", "")), str(body.get("to", ""))
         key, value = new_message(sender, to, body.get("text", ""))
-        record = decode_one("messages", "scheme2", key, value)
-
-        async def to_kv() -> None:
-            msg_id = record["id"].encode()
-            async with self.kv.pipeline(transaction=True) as pipe:
-                pipe.set(key, value)
-                pipe.rpush(f"inbox:{record['to_user']}", msg_id)
-                pipe.rpush(f"outbox:{record['from_user']}", msg_id)
-                pipe.rpush(thread_key(record["from_user"], record["to_user"]), msg_id)
-                await pipe.execute()
-
-        await self._write(mode, "messages", record, to_kv)
-        return {k: jsonable(v) for k, v in record.items()}
+        return await self._write(mode, "messages", key, value)
 
     async def post_board(self, mode: WriteMode, body: Json) -> Json:
         tags = body.get("tags") or []
@@ -138,25 +173,74 @@ class Writes:
             str(body.get("category", "")),
             tags,
         )
-        record = decode_one("board", "entry", key, value)
+        return await self._write(mode, "board", key, value)
 
-        async def to_kv() -> None:
-            entry_id = record["id"].encode()
-            async with self.kv.pipeline(transaction=True) as pipe:
-                pipe.set(key, value)
-                pipe.lpush("board:entries", entry_id)
-                pipe.ltrim("board:entries", 0, 99)
-                pipe.lpush(f"board:category:{record['category']}", entry_id)
-                pipe.lpush(f"board:user:{record['author']}", entry_id)
-                await pipe.execute()
-
-        await self._write(mode, "board", record, to_kv)
+    async def _write(self, mode: WriteMode, type_id: str, key: str, value: bytes) -> Json:
+        record = decode_one(type_id, VARIANTS[type_id], key, value)
+        pg_error = kv_error = None
+        if mode in ("pg", "dual"):
+            try:
+                mapping = MAPPINGS[type_id]
+                async with self.pool.connection(timeout=PG_TIMEOUT_S) as conn:
+                    await conn.execute(upsert_sql(mapping), mapping.to_row(record))
+            except (psycopg.Error, PoolTimeout, OSError) as exc:
+                if mode == "pg":
+                    raise
+                pg_error = exc
+        if mode in ("kv", "dual"):
+            try:
+                async with self.kv.pipeline(transaction=True) as pipe:
+                    kv_commands(pipe, type_id, record, key, value)
+                    await pipe.execute()
+            except (redis.RedisError, OSError) as exc:
+                if mode == "kv":
+                    raise
+                kv_error = exc
+        if pg_error is not None and kv_error is not None:
+            raise StoresDownError(f"both stores failed: Postgres {pg_error}; KV {kv_error}")
+        misses: tuple[tuple[Side, Exception | None], ...] = (("pg", pg_error), ("kv", kv_error))
+        for side, error in misses:
+            if error is not None:
+                if self.journal is None:
+                    raise StoresDownError(f"{side} failed and no journal is configured: {error}")
+                self.journal.record(
+                    type_id, VARIANTS[type_id], key, value, failed=side, error=str(error)
+                )
         return {k: jsonable(v) for k, v in record.items()}
 
-    async def _write(self, mode: WriteMode, type_id: str, record: Record, to_kv: Any) -> None:
-        if mode in ("pg", "dual"):
-            mapping = MAPPINGS[type_id]
-            async with self.pool.connection() as conn:
-                await conn.execute(upsert_sql(mapping), mapping.to_row(record))
-        if mode in ("kv", "dual"):
-            await to_kv()
+
+@dataclass
+class Replayed:
+    """What a journal replay did: entries applied, and those still failing (with why)."""
+
+    applied: list[Entry] = field(default_factory=list)
+    failed: list[tuple[Entry, str]] = field(default_factory=list)
+
+
+def replay_journal(
+    journal: Journal, kv: redis.Redis, pg: psycopg.Connection[tuple[object, ...]]
+) -> Replayed:
+    """Write each pending entry to the side that missed it, then mark it done.
+
+    Idempotent: a replayed write lands the same record again; an entry whose side
+    is still down stays pending and is reported.
+    """
+    out = Replayed()
+    for entry in journal.pending():
+        value = entry.value.encode()
+        try:
+            record = decode_one(entry.type_id, entry.variant, entry.key, value)
+            if entry.failed == "pg":
+                mapping = MAPPINGS[entry.type_id]
+                with pg.transaction():
+                    pg.execute(upsert_sql(mapping), mapping.to_row(record))
+            else:
+                with kv.pipeline(transaction=True) as pipe:
+                    kv_commands(pipe, entry.type_id, record, entry.key, value)
+                    pipe.execute()
+        except (psycopg.Error, redis.RedisError, OSError, WriteError) as exc:
+            out.failed.append((entry, str(exc)))
+            continue
+        journal.done(entry)
+        out.applied.append(entry)
+    return out
