@@ -92,7 +92,7 @@ def print_findings(
     for f in findings:
         name = "" if f.statement.name == f.statement.origin else f" {f.statement.name}"
         console.print(f"[bold red]{escape(f.statement.origin)}[/] {escape(f'[{f.rule}]')}{name}")
-        console.print(f"    {f.statement.first_line}", markup=False)
+        console.print(f"    {f.statement.preview}", markup=False)
         console.print(f"    why: {f.message}", markup=False)
         if f.expected:
             console.print(f"    expected index: {f.expected}", markup=False)

@@ -25,7 +25,7 @@ from phasegate.handles import canonical_handle
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS, classify
 from phasegate.mappings.base import Record
-from phasegate.queries import Query, load_catalog
+from phasegate.queries import Query
 from phasegate.seed.shapes import thread_key
 from phasegate.shapes.sqltext import parse_one
 
@@ -296,7 +296,3 @@ def _wanted(endpoint: Endpoint, r: Record, p: Params) -> bool:
     if name == "games_by_player":
         return p["handle"] in (r["players"] or [])
     return True
-
-
-def catalog() -> dict[str, Query]:
-    return load_catalog()

@@ -17,7 +17,7 @@ class Statement:
     expected_keys: tuple[str, ...] = ()  # normalised key expressions it relies on
 
     @property
-    def first_line(self) -> str:
+    def preview(self) -> str:
         text = " ".join(self.sql.split())
         return text if len(text) <= 80 else text[:77] + "..."
 
