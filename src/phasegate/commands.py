@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import redis
@@ -241,7 +242,8 @@ def demo_load(
     from phasegate.load import gate, params, runner
     from phasegate.load.stats import Budgets
 
-    folder = runner.scratch_folder()
+    folder = Path(settings.reports_dir) / "load"  # beside `phasegate load run`'s output
+    folder.mkdir(parents=True, exist_ok=True)
     budgets = Budgets.of(settings)
     with (
         runner.service(kv_url, pg_url, read="pg", write="pg", folder=folder) as svc,

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -242,10 +241,6 @@ def target(
             ).url
         params_file = params.write(params.sample(conn), folder / "params.json")
         yield Target(host, params_file, exclude)
-
-
-def scratch_folder() -> Path:
-    return Path(tempfile.mkdtemp(prefix="phasegate-load-"))
 
 
 def save_baseline(result: LoadResult, path: Path, *, source: str) -> None:
