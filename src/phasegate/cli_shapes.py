@@ -74,11 +74,7 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         statements += from_catalog(_catalog(args))
     if args.app_src:
         statements += list(app_statements(args.app_src))
-    with ExitStack() as stack:
-        conn = stack.enter_context(connect_pg(settings.pg_url)) if settings.pg_url else None
-        if conn is not None:
-            conn.read_only = True
-        schema = SchemaModel.resolve(settings.schema, conn)
+    schema = SchemaModel.for_target(settings.schema, settings.pg_url)
     for note in schema.skipped:
         console.print(f"[dim]{note}[/]")
     findings = check_all(statements, schema)

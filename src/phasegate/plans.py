@@ -230,11 +230,14 @@ def check_plan(
     params = sample_params(conn, query)
     keys = relied_keys(query, index)
     run = explain(conn, query, params, mode)
-    rows = {index.table: table_rows(conn, index.table)}
-    for node in run.nodes():
-        if node["Node Type"] == "Seq Scan":
-            rows.setdefault(node["Relation Name"], table_rows(conn, node["Relation Name"]))
-    if not _uses(run, index) and rows[index.table] <= seqscan_rows:
+    rows: dict[str, int] = {}
+
+    def size(table: str) -> int:  # each table counted once per check
+        if table not in rows:
+            rows[table] = table_rows(conn, table)
+        return rows[table]
+
+    if size(index.table) <= seqscan_rows and not _uses(run, index):
         run = explain(conn, query, params, mode, force=True)
     problems = []
     users = [n for n in run.nodes() if n.get("Index Name") == index.name]
@@ -243,21 +246,22 @@ def check_plan(
             f"{mode} plan does not use {index.name}; it scans: " + "; ".join(run.scans())
         )
     elif keys:
-        best = max(users, key=lambda n: len(set(keys) & cond_keys(n.get("Index Cond", ""))))
-        missing = [k for k in keys if k not in cond_keys(best.get("Index Cond", ""))]
+        conds = [(n.get("Index Cond", ""), cond_keys(n.get("Index Cond", ""))) for n in users]
+        cond, found = max(conds, key=lambda c: len(set(keys) & c[1]))
+        missing = [k for k in keys if k not in found]
         if missing:
             problems.append(
                 f"{mode} plan uses {index.name} but its Index Cond "
-                f"`{best.get('Index Cond', '')}` lacks {', '.join(missing)}, so the scan "
+                f"`{cond}` lacks {', '.join(missing)}, so the scan "
                 "reads more of the index than the query needs"
             )
     for node in run.nodes():
         if node["Node Type"] == "Seq Scan":
             table = node["Relation Name"]
-            count = rows.setdefault(table, table_rows(conn, table))
-            if count > seqscan_rows:
+            if size(table) > seqscan_rows:
                 problems.append(
-                    f"{mode} plan has a Seq Scan on {table} ({count:,} rows > {seqscan_rows:,})"
+                    f"{mode} plan has a Seq Scan on {table} "
+                    f"({rows[table]:,} rows > {seqscan_rows:,})"
                 )
     return PlanCheck(query, run, index.name, keys, problems, rows)
 

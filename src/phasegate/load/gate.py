@@ -37,18 +37,17 @@ def _metrics(e: EndpointStats | None, extra: dict[str, Any] | None = None) -> di
     return base | (extra or {})
 
 
+def _unmeasured(name: str, check: str, thresholds: dict[str, float]) -> CheckResult:
+    return CheckResult(
+        "C", row(name), check, "fail", f"{name}: no requests measured", thresholds=thresholds
+    )
+
+
 def p95_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResult:
     e = result.endpoints.get(name)
     if e is None or e.p95 is None:
-        return CheckResult(
-            "C",
-            row(name),
-            "load-p95",
-            "fail",
-            f"{name}: no requests measured",
-            thresholds={"p95_ms": budgets.p95_ms},
-        )
-    ok = e.p95 < budgets.p95_ms
+        return _unmeasured(name, "load-p95", {"p95_ms": budgets.p95_ms})
+    ok = not e.p95_over(budgets.p95_ms)
     return CheckResult(
         "C",
         row(name),
@@ -64,15 +63,8 @@ def p95_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResult:
 def errors_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResult:
     e = result.endpoints.get(name)
     if e is None or not e.requests:
-        return CheckResult(
-            "C",
-            row(name),
-            "load-errors",
-            "fail",
-            f"{name}: no requests measured",
-            thresholds={"error_percent": budgets.error_percent},
-        )
-    ok = e.error_percent <= budgets.error_percent
+        return _unmeasured(name, "load-errors", {"error_percent": budgets.error_percent})
+    ok = not e.errors_over(budgets.error_percent)
     return CheckResult(
         "C",
         row(name),

@@ -92,6 +92,13 @@ class EndpointStats:
     def error_percent(self) -> float:
         return 100.0 * self.failures / self.requests if self.requests else 0.0
 
+    def p95_over(self, budget_ms: float) -> bool:
+        """p95 must be *under* the budget: reaching it fails."""
+        return self.p95 is not None and self.p95 >= budget_ms
+
+    def errors_over(self, budget_percent: float) -> bool:
+        return self.error_percent > budget_percent
+
 
 @dataclass(frozen=True)
 class LoadResult:
@@ -158,7 +165,7 @@ def judge(result: LoadResult, budgets: Budgets) -> tuple[int, list[str]]:
     slow = [
         f"{e.name}: p95 {e.p95} ms > {budgets.p95_ms:g} ms (p50 {e.p50}, p99 {e.p99})"
         for e in result.endpoints.values()
-        if e.p95 is not None and e.p95 >= budgets.p95_ms
+        if e.p95_over(budgets.p95_ms)
     ]
     if slow:
         return EXIT_P95, slow
@@ -166,7 +173,7 @@ def judge(result: LoadResult, budgets: Budgets) -> tuple[int, list[str]]:
         f"{e.name}: {e.failures} of {e.requests} failed ({e.error_percent:.2f}% > "
         f"{budgets.error_percent:g}%)"
         for e in result.endpoints.values()
-        if e.error_percent > budgets.error_percent
+        if e.errors_over(budgets.error_percent)
     ]
     if failing:
         return EXIT_ERRORS, failing

@@ -147,6 +147,18 @@ class SchemaModel:
             return cls.from_database(conn)
         return cls.project()
 
+    @classmethod
+    def for_target(cls, schema_file: str | None, pg_url: str | None) -> SchemaModel:
+        """:meth:`resolve` for settings: ``--schema``, else ``--pg-url``'s catalog (read
+        only, connected just for this), else the project's."""
+        if schema_file or not pg_url:
+            return cls.resolve(schema_file, None)
+        from phasegate.stores import connect_pg
+
+        with connect_pg(pg_url) as conn:
+            conn.read_only = True
+            return cls.from_database(conn)
+
     def _add_table(self, tree: exp.Create) -> None:
         schema = tree.this
         name = schema.this.name.lower()
