@@ -73,8 +73,9 @@ def test_a_sent_message_lands_where_the_write_mode_says(
     _kv_url, _pg_url, pg, kv = stores
     frm, to = _pair(pg)
     url = serve("pg", write)
-    status, record, _ = _call(f"{url}/api/messages", {"from": frm, "to": to, "text": "hello"})
-    assert status == 201, record
+    status, body, _ = _call(f"{url}/api/messages", {"from": frm, "to": to, "text": "hello"})
+    assert status == 201, body
+    record = body["records"][0]
     found = pg.execute("SELECT text FROM messages WHERE id = %s", (record["id"],)).fetchone()
     assert (found is not None) is in_pg
     assert bool(kv.exists(f"msg:{record['id']}")) is in_kv

@@ -21,8 +21,10 @@ import psycopg
 import pytest
 import redis
 
-from phasegate.app.writes import decode_one, kv_commands, replay_journal
 from phasegate.backfill import backfill
+from phasegate.dualwrite import kvexec, kvplan
+from phasegate.dualwrite.change import Change
+from phasegate.dualwrite.writer import replay_journal
 from phasegate.faults import FaultProxy
 from phasegate.journal import Journal
 from phasegate.load import runner
@@ -90,7 +92,7 @@ def _send(rig: Rig, text: str) -> tuple[int, Any]:
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as r:
-            return r.status, json.loads(r.read())
+            return r.status, json.loads(r.read())["records"][0]
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
 
@@ -111,7 +113,7 @@ def test_with_postgres_cut_off_the_write_reaches_kv_and_the_journal(rig: Rig) ->
     assert _in_kv(rig, record["id"])
     assert not _in_pg(rig, record["id"])
     (entry,) = rig.journal.pending()
-    assert (entry.failed, entry.key) == ("pg", f"msg:{record['id']}")
+    assert (entry.failed, entry.labels) == ("pg", [f"messages:{record['id']}"])
     rig.pg_proxy.heal()
     replayed = replay_journal(rig.journal, rig.kv, rig.pg)
     assert [e.id for e in replayed.applied] == [entry.id]
@@ -153,7 +155,7 @@ def test_a_replay_still_failing_stays_pending(rig: Rig) -> None:
     assert status == 201
     replayed = replay_journal(rig.journal, rig.kv, through_proxy)
     assert replayed.applied == []
-    assert [e.key for e, _why in replayed.failed] == [f"msg:{record['id']}"]
+    assert [e.labels for e, _why in replayed.failed] == [[f"messages:{record['id']}"]]
     assert len(rig.journal.pending()) == 1
     through_proxy.close()
     rig.pg_proxy.heal()
@@ -163,13 +165,23 @@ def test_a_replay_still_failing_stays_pending(rig: Rig) -> None:
 
 def test_kv_writes_are_idempotent(seeded_kv: redis.Redis) -> None:
     """Running a message's KV writes twice leaves one copy of its id in every list."""
-    value = json.dumps(
-        {"id": "msg_x1", "from": "al", "to": "bo", "text": "hi", "createdAt": 1767801301123}
-    ).encode()
-    record = decode_one("messages", "scheme2", "msg:msg_x1", value)
+    change = Change("send_message")
+    change.put(
+        "messages",
+        {
+            "id": "msg_x1",
+            "from_user": "al",
+            "to_user": "bo",
+            "text": "hi",
+            "read": False,
+            "read_at": None,
+            "system_msg": False,
+            "payload": None,
+            "metadata": {"kv_schemes": [2]},
+            "created_at": None,
+        },
+    )
     for _ in range(2):
-        with seeded_kv.pipeline(transaction=True) as pipe:
-            kv_commands(pipe, "messages", record, "msg:msg_x1", value)
-            pipe.execute()
+        kvexec.apply(seeded_kv, kvplan.commands(change))
     for name in ("inbox:bo", "outbox:al", "thread:al:bo"):
         assert seeded_kv.lrange(name, 0, -1).count(b"msg_x1") == 1

@@ -2,9 +2,9 @@
 
 An append-only JSON-lines file on local disk (fsync'd, locked), so it survives
 the failure of either store. An entry holds what it takes to replay the write:
-the data type, the KV key and the exact KV value the app wrote (the Postgres row
-is that value decoded by the mapping), and which side failed. Replaying marks an
-entry done with a second line; :meth:`Journal.pending` is what is left.
+the whole :class:`~phasegate.dualwrite.change.Change` (every record put or
+deleted, timestamps tagged) and which side missed it. Replaying marks an entry
+done with a second line; :meth:`Journal.pending` is what is left.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from phasegate.dualwrite.change import Change
+
 Side = Literal["pg", "kv"]
 
 
@@ -27,12 +29,19 @@ Side = Literal["pg", "kv"]
 class Entry:
     id: str
     at_ms: int
-    type_id: str
-    variant: str
-    key: str
-    value: str  # the KV value, UTF-8
+    op: str
     failed: Side
     error: str
+    change: dict[str, Any]  # Change.to_json()
+
+    @property
+    def type_ids(self) -> list[str]:
+        return sorted({s["type"] for s in self.change["steps"]})
+
+    @property
+    def labels(self) -> list[str]:
+        """``type:key`` of every record the entry touches."""
+        return Change.from_json(self.change).labels()
 
 
 class Journal:
@@ -40,19 +49,15 @@ class Journal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
 
-    def record(
-        self, type_id: str, variant: str, key: str, value: bytes, *, failed: Side, error: str
-    ) -> Entry:
+    def record(self, change: dict[str, Any], *, failed: Side, error: str) -> Entry:
         """Append one missed write, durably (fsync) before returning."""
         entry = Entry(
             f"j_{secrets.token_hex(8)}",
             int(time.time() * 1000),
-            type_id,
-            variant,
-            key,
-            value.decode(),
+            str(change["op"]),
             failed,
             error[:500],
+            change,
         )
         self._append({"entry": asdict(entry)})
         return entry

@@ -8,8 +8,6 @@ Divergence is kept per endpoint over a sliding window of comparisons; an
 endpoint whose rate passes the budget (default 5%, the spec's) raises an alert.
 The caller always gets the primary's answer, on time: rechecks run in the
 background and a failure of the secondary is recorded, never raised.
-
-Groundwork for the Phase B gate.
 """
 
 from __future__ import annotations
@@ -161,3 +159,15 @@ class Shadow:
                     f"shadow reads diverged (budget {self.budget_percent:g}%)"
                 )
         return out
+
+    def report(self) -> dict[str, Any]:
+        """Per endpoint: comparisons in the window, divergence, kept mismatches."""
+        return {
+            name: {
+                "compared": len(window.outcomes),
+                "divergence_percent": round(window.rate_percent, 3),
+                "mismatches": [str(m) for m in self.mismatches.get(name, [])],
+                "secondary_errors": self.secondary_errors.get(name, 0),
+            }
+            for name, window in sorted(self.windows.items())
+        }

@@ -13,7 +13,27 @@
 ``GET /api/games``                     ``player``
 ``GET /api/users/{handle}``            a profile (404 if none)
 ``GET /health``                        modes and store reachability
+``GET /_phasegate/status``             write failures and shadow divergence, alerts
 =====================================  =========================================
+
+The writes (JSON bodies; each may carry ``id`` and ``at`` so a retry is the
+same write), one per op of :data:`phasegate.dualwrite.ops.OPS`:
+
+=====================================  =========================================
+``POST /api/messages/read``            ``{handle, other}``: mark a thread read
+``POST /api/streaks/checkin``          ``{handle, day?}``
+``POST /api/invites``                  ``{handle, code?}``: create
+``POST /api/invites/redeem``           ``{code, handle}``
+``POST /api/connections``              ``{from, to, message?}``: request
+``POST /api/connections/accept``       ``{from, to}`` (``/block`` likewise)
+``POST /api/friends``                  ``{handle, friend}``
+``POST /api/games``                    ``{type, players, winner?, state?}``
+``POST /api/users``                    ``{handle, building?, invited_by?}``
+``DELETE /api/users/{handle}``         the user and everything referencing it
+=====================================  =========================================
+
+With ``shadow`` on, every read also reads the other store and compares
+(:mod:`phasegate.shadow`); the caller still gets the configured source's answer.
 
 ``inject`` adds a delay (ms) or an error ratio (percent) to named endpoints, so a
 gate can be shown failing on a slow or failing path.
@@ -35,11 +55,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from phasegate.app.modes import Modes
-from phasegate.app.reads import ENDPOINTS, Endpoint, KvReads, Params, PgReads
-from phasegate.app.writes import StoresDownError, WriteError, Writes
+from phasegate.app.reads import ENDPOINTS, Endpoint, KvReads, Params, PgReads, jsonable
+from phasegate.dualwrite.ops import OP_TYPES, StoresDownError, WriteError
+from phasegate.dualwrite.writer import Writer
 from phasegate.handles import canonical_handle
 from phasegate.journal import Journal
 from phasegate.queries import load_catalog
+from phasegate.shadow import Shadow
 from phasegate.values import DecodeError
 
 DEFAULT_LIMIT = 50
@@ -69,6 +91,10 @@ def create_app(
     modes: Modes,
     inject: Inject | None = None,
     journal: Journal | None = None,
+    *,
+    shadow: bool = False,
+    divergence_budget_percent: float = 5.0,
+    write_failure_budget_percent: float = 1.0,
 ) -> Starlette:
     inject = inject or Inject()
     catalog = load_catalog()
@@ -83,7 +109,17 @@ def create_app(
         kv = aioredis.Redis.from_url(kv_url, max_connections=50)
         state["pg"] = PgReads(pool, catalog)
         state["kv"] = KvReads(kv, catalog)
-        state["writes"] = Writes(kv, pool, journal)
+        state["writer"] = Writer(
+            kv, pool, journal, failure_budget_percent=write_failure_budget_percent
+        )
+        state["shadows"] = {
+            source: Shadow(
+                state[source].read,
+                state["kv" if source == "pg" else "pg"].read,
+                budget_percent=divergence_budget_percent,
+            )
+            for source in ("kv", "pg")
+        }
         try:
             yield
         finally:
@@ -97,7 +133,8 @@ def create_app(
             async def answer() -> Response:
                 p = params(request)
                 source = modes.read[endpoint.type_id]
-                rows = await state[source].read(endpoint, p)
+                reader = state["shadows"][source] if shadow else state[source]
+                rows = await reader.read(endpoint, p)
                 if one:
                     if not rows:
                         return JSONResponse({"error": "not found"}, status_code=404)
@@ -108,20 +145,49 @@ def create_app(
 
         return handle
 
-    def write_route(name: str, type_id: str) -> Callable[[Request], Awaitable[Response]]:
+    def write_route(op: str) -> Callable[[Request], Awaitable[Response]]:
+        type_id = OP_TYPES[op]
+
         async def handle(request: Request) -> Response:
             async def answer() -> Response:
-                body = await request.json()
+                body = await request.json() if await request.body() else {}
                 if not isinstance(body, dict):
                     raise WriteError("the body must be a JSON object")
-                writes: Writes = state["writes"]
-                write = writes.send_message if type_id == "messages" else writes.post_board
-                record = await write(modes.write[type_id], body)
-                return JSONResponse(record, status_code=201)
+                body.update(request.path_params)
+                writer: Writer = state["writer"]
+                change = await writer.write(op, modes.write[type_id], body)
+                return JSONResponse(
+                    {
+                        "op": op,
+                        "written": [s.label() for s in change.steps if s.action == "put"],
+                        "deleted": [s.label() for s in change.steps if s.action == "delete"],
+                        "records": [
+                            {k: jsonable(v) for k, v in s.record.items()}
+                            for s in change.steps
+                            if s.action == "put"
+                        ],
+                    },
+                    status_code=201,
+                )
 
-            return await _guarded(name, inject, answer)
+            return await _guarded(op, inject, answer)
 
         return handle
+
+    async def status(_request: Request) -> Response:
+        writer: Writer = state["writer"]
+        shadows: dict[str, Shadow] = state["shadows"]
+        return JSONResponse(
+            {
+                "writes": writer.stats.as_json(),
+                "journal_pending": len(journal.pending()) if journal else None,
+                "shadow": {s: shadows[s].report() for s in shadows} if shadow else None,
+                "alerts": [
+                    *([a] if (a := writer.stats.alert()) else []),
+                    *(a for s in shadows.values() for a in s.alerts()),
+                ],
+            }
+        )
 
     async def board(request: Request) -> Response:
         if "category" in request.query_params:
@@ -154,9 +220,21 @@ def create_app(
                 },
             ),
         ),
-        Route("/api/messages", write_route("send_message", "messages"), methods=["POST"]),
+        Route("/_phasegate/status", status),
+        Route("/api/messages", write_route("send_message"), methods=["POST"]),
+        Route("/api/messages/read", write_route("mark_thread_read"), methods=["POST"]),
         Route("/api/board", board),
-        Route("/api/board", write_route("board_post", "board"), methods=["POST"]),
+        Route("/api/board", write_route("board_post"), methods=["POST"]),
+        Route("/api/streaks/checkin", write_route("streak_checkin"), methods=["POST"]),
+        Route("/api/invites", write_route("invite_create"), methods=["POST"]),
+        Route("/api/invites/redeem", write_route("invite_redeem"), methods=["POST"]),
+        Route("/api/connections", write_route("connection_request"), methods=["POST"]),
+        Route("/api/connections/accept", write_route("connection_accept"), methods=["POST"]),
+        Route("/api/connections/block", write_route("connection_block"), methods=["POST"]),
+        Route("/api/friends", write_route("friend_add"), methods=["POST"]),
+        Route("/api/games", write_route("game_record"), methods=["POST"]),
+        Route("/api/users", write_route("user_register"), methods=["POST"]),
+        Route("/api/users/{handle}", write_route("user_delete"), methods=["DELETE"]),
         Route(
             "/api/streaks",
             read_route(ENDPOINTS["streak_leaderboard"], lambda r: {"limit": _limit(r)}),
