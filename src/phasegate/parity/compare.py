@@ -52,6 +52,7 @@ class Scope:
     sample_rate: float
     now: datetime
     allow: AllowList
+    collect: bool = False  # keep every differing record and Postgres-only key (reconcile)
 
 
 class _Spill:
@@ -267,6 +268,11 @@ def _compare_type(
             result.compared[subset] += 1
             for diff in diffs:
                 result.differences[subset].note(str(diff))
+        if scope.collect and diffs:
+            if mine is not None:
+                result.repairs.append(mine)
+            else:
+                result.pg_only.append(key)
         for diff in diffs:
             if isinstance(diff, MissingInPg):
                 result.missing.note(f"missing in Postgres: {show_key(key)} ({diff.kv_key})")

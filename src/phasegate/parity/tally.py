@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 EXAMPLES = 10
 SUBSETS = ("sample", "recency", "full")
@@ -59,6 +60,9 @@ class TypeComparison:
     extra: Tally = field(default_factory=Tally)
     errors: Tally = field(default_factory=Tally)
     findings: Counter[str] = field(default_factory=Counter)
+    # With Scope.collect: KV records missing or different in Postgres, Postgres-only keys.
+    repairs: list[dict[str, Any]] = field(default_factory=list)
+    pg_only: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(self, other: TypeComparison) -> None:
         self.kv_records += other.kv_records
@@ -71,6 +75,8 @@ class TypeComparison:
         self.extra.add(other.extra)
         self.errors.add(other.errors)
         self.findings.update(other.findings)
+        self.repairs.extend(other.repairs)
+        self.pg_only.extend(other.pg_only)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from phasegate.errors import ServerError
 from phasegate.servers.process import (
     Workspace,
     free_port,
+    kill_tree,
     run_as,
     spawn,
     stop,
@@ -95,6 +96,7 @@ class EmbeddedPostgres:
     port: int = 0
     workspace: Workspace | None = None
     proc: Popen[bytes] | None = field(default=None, repr=False)
+    durable: bool = False
 
     @property
     def url(self) -> str:
@@ -102,48 +104,70 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         user = run_as()
-        bin_dir = postgres_bin_dir()
         self.workspace = Workspace.create("pg", user)
-        data = self.workspace.path / "data"
-        log = self.workspace.path / "postgres.log"
-        self._initdb(bin_dir, data, log, user)
+        self._initdb(postgres_bin_dir(), self._data, self._log, user)
         for _attempt in range(_START_ATTEMPTS):
             self.port = free_port()
-            self.proc = spawn(
-                [
-                    str(bin_dir / "postgres"),
-                    "-D",
-                    str(data),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    f"port={self.port}",
-                    "-c",
-                    "unix_socket_directories=",
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                    "-c",
-                    "max_connections=200",
-                    "-c",
-                    "timezone=UTC",
-                ],
-                log=log,
-                user=user,
-                env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
-            )
             try:
-                wait_ready(self.proc, self._answers, what="embedded Postgres", log=log)
+                self._spawn()
                 return self
             except ServerError:
-                if "Address already in use" not in log.read_text(errors="replace"):
+                if "Address already in use" not in self._log.read_text(errors="replace"):
                     self.stop()
                     raise
         self.stop()
         raise ServerError(f"embedded Postgres found no free port in {_START_ATTEMPTS} tries")
+
+    @property
+    def _data(self) -> Path:
+        assert self.workspace is not None
+        return self.workspace.path / "data"
+
+    @property
+    def _log(self) -> Path:
+        assert self.workspace is not None
+        return self.workspace.path / "postgres.log"
+
+    def _spawn(self) -> None:
+        """Start the server on the data directory and port it has (also a restart).
+        ``durable``: commits are on disk before they are acknowledged, so a kill -9
+        loses nothing acknowledged (fsync stays off: the OS outlives the process)."""
+        self.proc = spawn(
+            [
+                str(postgres_bin_dir() / "postgres"),
+                "-D",
+                str(self._data),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"port={self.port}",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=off",
+                "-c",
+                f"synchronous_commit={'on' if self.durable else 'off'}",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=200",
+                "-c",
+                "timezone=UTC",
+            ],
+            log=self._log,
+            user=run_as(),
+            env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "")},
+        )
+        wait_ready(self.proc, self._answers, what="embedded Postgres", log=self._log)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster (a crash); :meth:`restart` recovers the same data."""
+        if self.proc is not None:
+            kill_tree(self.proc)
+
+    def restart(self) -> None:
+        """Start again on the same data directory and port (crash recovery runs)."""
+        self._spawn()
 
     def _initdb(self, bin_dir: Path, data: Path, log: Path, user: pwd.struct_passwd | None) -> None:
         proc = spawn(
@@ -188,49 +212,70 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedValkey:
-    """A Valkey (Redis-compatible) server of our own, nothing kept on disk."""
+    """A Valkey (Redis-compatible) server of our own; nothing kept on disk unless
+    ``durable`` (append-only file, fsync on every write, so a kill -9 loses
+    nothing acknowledged and :meth:`restart` finds it all)."""
 
     port: int = 0
     workspace: Workspace | None = None
     proc: Popen[bytes] | None = field(default=None, repr=False)
+    durable: bool = False
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> EmbeddedValkey:
-        binary = valkey_binary()
         self.workspace = Workspace.create("kv", None)
-        log = self.workspace.path / "valkey.log"
         for _attempt in range(_START_ATTEMPTS):
             self.port = free_port()
-            self.proc = spawn(
-                [
-                    str(binary),
-                    "--port",
-                    str(self.port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(self.workspace.path),
-                    "--daemonize",
-                    "no",
-                ],
-                log=log,
-            )
             try:
-                wait_ready(self.proc, self._answers, what="embedded Valkey", log=log)
+                self._spawn()
                 return self
             except ServerError:
-                if "Address already in use" not in log.read_text(errors="replace"):
+                if "Address already in use" not in self._log.read_text(errors="replace"):
                     self.stop()
                     raise
         self.stop()
         raise ServerError(f"embedded Valkey found no free port in {_START_ATTEMPTS} tries")
+
+    @property
+    def _log(self) -> Path:
+        assert self.workspace is not None
+        return self.workspace.path / "valkey.log"
+
+    def _spawn(self) -> None:
+        assert self.workspace is not None
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else []
+        self.proc = spawn(
+            [
+                str(valkey_binary()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                *persistence,
+                "--dir",
+                str(self.workspace.path),
+                "--daemonize",
+                "no",
+            ],
+            log=self._log,
+        )
+        wait_ready(self.proc, self._answers, what="embedded Valkey", log=self._log)
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash)."""
+        if self.proc is not None:
+            kill_tree(self.proc)
+
+    def restart(self) -> None:
+        """Start again on the same directory and port; a durable server reloads its AOF."""
+        self._spawn()
 
     def _answers(self) -> bool:
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)

@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 from phasegate.errors import ServerError
 
 _PR_SET_PDEATHSIG = 1
@@ -167,6 +169,19 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         proc.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
+
+
+def kill_tree(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGKILL a server and its children (a crash, not a shutdown) and reap it."""
+    if proc.poll() is not None:
+        return
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    proc.wait(timeout)
+    psutil.wait_procs(children, timeout=timeout)
 
 
 def tail(log: Path, lines: int = 15) -> str:
