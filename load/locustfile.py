@@ -125,6 +125,13 @@ class VibeUser(HttpUser):
             handle=hooks.pick(self.params, "pending_handles"),
         )
 
+    @tag("friends")
+    @task(3)
+    def friends(self) -> None:
+        self._get(
+            "/api/friends", "friends_of_handle", handle=hooks.pick(self.params, "friend_handles")
+        )
+
     @tag("games")
     @task(3)
     def games(self) -> None:

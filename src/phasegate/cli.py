@@ -15,7 +15,7 @@ import psycopg
 import redis
 from rich.console import Console
 
-from phasegate import __version__, cli_load, cli_shapes, schema
+from phasegate import __version__, cli_load, cli_reconcile, cli_shapes, schema
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     cli_shapes.add_parsers(sub, common)
     cli_load.add_parsers(sub, common)
+    cli_reconcile.add_parsers(sub, common, typed)
 
     servers = sub.add_parser(
         "servers",

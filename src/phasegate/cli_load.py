@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from phasegate.dualwrite.writer import DEFECTS
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.load.stats import EXIT_MEANING, Budgets, LoadResult, baseline_regressions
 from phasegate.plans import PLAN_SCALE
@@ -55,6 +56,27 @@ def add_parsers(
         default=Path("reports/dual-write-journal.jsonl"),
         metavar="FILE",
         help="where dual writes record what one store missed (default %(default)s)",
+    )
+    serve.add_argument(
+        "--shadow",
+        action="store_true",
+        help="shadow reads: also read the other store, compare, keep divergence per "
+        "endpoint (GET /_phasegate/status); callers still get the configured source",
+    )
+    serve.add_argument(
+        "--store-timeout",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="a store that does not answer a write within S seconds counts as failed "
+        "(default %(default)s)",
+    )
+    serve.add_argument(
+        "--inject-defect",
+        action="append",
+        default=[],
+        choices=DEFECTS,
+        help="break a dual-write rule on purpose (to prove the Phase B gate catches it)",
     )
     serve.set_defaults(run=_serve)
 
@@ -121,7 +143,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"serving http://{args.host}:{args.port}: {modes.describe()}")
     from phasegate.journal import Journal
 
-    app = create_app(settings.kv_url, settings.pg_url, modes, inject, Journal(args.journal))
+    app = create_app(
+        settings.kv_url,
+        settings.pg_url,
+        modes,
+        inject,
+        Journal(args.journal),
+        shadow=args.shadow,
+        divergence_budget_percent=settings.divergence_budget_percent,
+        write_failure_budget_percent=settings.write_failure_budget_percent,
+        store_timeout_s=args.store_timeout,
+        defects=frozenset(args.inject_defect),
+    )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return EXIT_OK
 

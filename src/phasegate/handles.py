@@ -117,3 +117,15 @@ def suspected_duplicates(type_id: str, handles: set[str]) -> list[Finding]:
                 )
             )
     return out
+
+
+def spellings(handle: str) -> list[str]:
+    """The ways the app's un-normalising code paths wrote a handle into key names
+    and hash fields (VIBE_DATA_MODEL.md), canonical first.
+
+    >>> spellings("seth")
+    ['seth', '@seth', 'Seth', '@Seth', 'SETH', '@SETH', ' seth']
+    """
+    forms = [handle, handle.capitalize(), handle.upper()]
+    out = [v for f in forms for v in (f, f"@{f}")] + [f" {handle}"]
+    return list(dict.fromkeys(out))

@@ -26,22 +26,17 @@ import redis
 from psycopg import sql
 
 from phasegate.dualwrite import kvexec, kvplan
-from phasegate.dualwrite.change import Change, upsert_sql
+from phasegate.dualwrite.change import Change, label, upsert_sql
 from phasegate.dualwrite.writer import replay_journal
 from phasegate.journal import Journal
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import RecordKey
 from phasegate.parity.compare import Scope, compare
-from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison
 
 PgConn = psycopg.Connection[tuple[object, ...]]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-def label(type_id: str, key: RecordKey) -> str:
-    return f"{type_id}:{show_key(key)}"
 
 
 @dataclass

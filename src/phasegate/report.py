@@ -20,6 +20,7 @@ from typing import Any
 from phasegate.cutover import CHECKS as QUERY_CHECKS
 from phasegate.load.gate import CHECKS as LOAD_CHECKS
 from phasegate.parity.phase_a import CHECKS as DATA_CHECKS
+from phasegate.parity.phase_b import CHECKS as BURST_CHECKS
 from phasegate.parity.result import CheckResult
 
 SCHEMA_VERSION = 1
@@ -115,6 +116,7 @@ def render_markdown(summary: Summary) -> str:
             cells = [_MARK[results[c].status] if c in results else "" for c in checks]
             lines.append(f"| {type_id} | " + " | ".join(cells) + " |")
         lines.append("")
+    lines += _bursts_section(summary.results)
     lines += _plans_section(summary.results)
     lines += _load_section(summary.results)
     failed = [r for r in summary.results if r.status == "fail"]
@@ -137,6 +139,42 @@ def render_markdown(summary: Summary) -> str:
         lines.append(f"{len(summary.phase_skips)} checks of other phases were skipped.")
         lines.append("")
     return "\n".join(lines)
+
+
+def _bursts_section(results: Iterable[CheckResult]) -> list[str]:
+    """Phase B: per type, what the fault burst did and what reconcile closed."""
+    results = list(results)
+    durable = {r.type_id: r.metrics for r in results if r.check == "acked-durable" and r.metrics}
+    if not durable:
+        return []
+    closed = {r.type_id: r.metrics for r in results if r.check == "reconciled" and r.metrics}
+    lines = [
+        "## Dual-write bursts",
+        "",
+        "| type | writes | acknowledged | journaled (Postgres / KV missed) | write alert | "
+        "reconcile s | replayed | repaired | differences after | divergence after |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for type_id, m in sorted(durable.items()):
+        c = closed.get(type_id, {})
+        alert = "fired" if m.get("write_alert") else "-"
+        lines.append(
+            f"| {type_id} | {m['writes']} | {m['acknowledged']} | {m['journaled']} "
+            f"({m['journaled_pg_missed']} / {m['journaled_kv_missed']}) | {alert} "
+            f"({m['write_failure_percent']:.1f}% failed) | {c.get('reconcile_seconds', '-')} | "
+            f"{c.get('journal_replayed', '-')} | {c.get('repaired', '-')} | "
+            f"{c.get('differences_after', '-')} | {c.get('divergence_after_percent', '-')}% |"
+        )
+    lines += [
+        "",
+        "Each burst sends the type's app writes through the reference service in dual "
+        "mode, one window per fault (none, Postgres and KV dropped, stalled, paused, "
+        "backends terminated, each server killed and restarted). The write alert fires "
+        "above the budget by design there; divergence after is the share of read "
+        "requests that differ between KV and Postgres once reconcile has run.",
+        "",
+    ]
+    return lines
 
 
 def _plans_section(results: Iterable[CheckResult]) -> list[str]:
@@ -166,7 +204,7 @@ def _plans_section(results: Iterable[CheckResult]) -> list[str]:
     return lines
 
 
-CHECK_ORDER = (*DATA_CHECKS, *QUERY_CHECKS, *LOAD_CHECKS, "throughput")
+CHECK_ORDER = (*DATA_CHECKS, *BURST_CHECKS, *QUERY_CHECKS, *LOAD_CHECKS, "throughput")
 
 
 def _load_section(results: Iterable[CheckResult]) -> list[str]:

@@ -191,6 +191,27 @@ SETTINGS: tuple[Setting, ...] = (
         "Load: an HTTP base URL to load instead of the reference service (the real app).",
         "URL",
     ),
+    Setting(
+        "divergence_budget_percent",
+        5.0,
+        float,
+        "Phase B: shadow-read divergence allowed per endpoint (the RFC said 0.1).",
+        "PCT",
+    ),
+    Setting(
+        "write_failure_budget_percent",
+        1.0,
+        float,
+        "Phase B: dual writes allowed to miss a store before the alert.",
+        "PCT",
+    ),
+    Setting(
+        "burst_writes",
+        120,
+        _positive,
+        "Phase B: app writes per data type in the gate's fault burst.",
+        "N",
+    ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
 )
 
@@ -222,6 +243,9 @@ class Settings:
     baseline_file: str
     baseline_tolerance_percent: float
     load_host: str | None
+    divergence_budget_percent: float
+    write_failure_budget_percent: float
+    burst_writes: int
     reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 

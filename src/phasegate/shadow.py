@@ -88,7 +88,9 @@ class Shadow:
         window: int = 100,
         recheck_delay_s: float = 0.5,
         min_samples: int = 20,
+        secondary_timeout_s: float = 2.0,
     ) -> None:
+        self.secondary_timeout_s = secondary_timeout_s
         self.primary, self.secondary = primary, secondary
         self.budget_percent = budget_percent
         self.window_size = window
@@ -104,7 +106,9 @@ class Shadow:
         """The primary's answer; the comparison never changes or delays it."""
         answer = await self.primary(endpoint, params)
         try:
-            other = await self.secondary(endpoint, params)
+            other = await asyncio.wait_for(
+                self.secondary(endpoint, params), self.secondary_timeout_s
+            )
         except Exception:
             self.secondary_errors[endpoint.name] = self.secondary_errors.get(endpoint.name, 0) + 1
             return answer

@@ -21,7 +21,7 @@ import psycopg
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from phasegate.handles import canonical_handle
+from phasegate.handles import canonical_handle, spellings
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS, classify
 from phasegate.mappings.base import Record
@@ -57,6 +57,7 @@ ENDPOINTS = {
         Endpoint("streak_leaderboard", "streaks", (("current_streak", True), ("handle", False))),
         Endpoint("invites_by_creator", "invites", (("created_at", True),)),
         Endpoint("pending_connections", "connections", (("requested_at", True),)),
+        Endpoint("friends_of_handle", "friends", (("friend", False),)),
         Endpoint("games_by_player", "games", (("created_at", True),)),
         Endpoint("user_by_handle", "users", ()),
     )
@@ -117,6 +118,9 @@ class KvReads:
             "streak_leaderboard": self._all_streaks,
             "invites_by_creator": self._invites,
             "pending_connections": self._pending,
+            "friends_of_handle": lambda p: self._entries(
+                [f"friends:{s}" for s in spellings(p["handle"])]
+            ),
             "games_by_player": lambda p: self._entries(["vibe:games"]),
             "user_by_handle": self._user,
         }
@@ -255,18 +259,6 @@ class KvReads:
         return entries
 
 
-def spellings(handle: str) -> list[str]:
-    """The ways the app's un-normalising code paths wrote a handle into key names
-    and hash fields (VIBE_DATA_MODEL.md), canonical first.
-
-    >>> spellings("seth")
-    ['seth', '@seth', 'Seth', '@Seth', 'SETH', '@SETH', ' seth']
-    """
-    forms = [handle, handle.capitalize(), handle.upper()]
-    out = [v for f in forms for v in (f, f"@{f}")] + [f" {handle}"]
-    return list(dict.fromkeys(out))
-
-
 def _canon(raw: str) -> str:
     try:
         return canonical_handle(raw)
@@ -287,7 +279,7 @@ def _wanted(endpoint: Endpoint, r: Record, p: Params) -> bool:
         return {r["from_user"], r["to_user"]} == {p["handle"], p["other"]}
     if name == "board_by_category":
         return bool(r["category"] == p["category"])
-    if name in ("streak_of_handle", "user_by_handle"):
+    if name in ("streak_of_handle", "user_by_handle", "friends_of_handle"):
         return bool(r["handle"] == p["handle"])
     if name == "invites_by_creator":
         return bool(r["created_by"] == p["handle"])

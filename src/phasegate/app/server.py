@@ -10,6 +10,7 @@
 ``GET /api/streaks``                   leaderboard, ``limit``
 ``GET /api/invites``                   ``handle``: the codes it created
 ``GET /api/connections/pending``       ``handle``: requests awaiting its answer
+``GET /api/friends``                   ``handle``: its friends
 ``GET /api/games``                     ``player``
 ``GET /api/users/{handle}``            a profile (404 if none)
 ``GET /health``                        modes and store reachability
@@ -95,6 +96,8 @@ def create_app(
     shadow: bool = False,
     divergence_budget_percent: float = 5.0,
     write_failure_budget_percent: float = 1.0,
+    store_timeout_s: float = 2.0,
+    defects: frozenset[str] = frozenset(),
 ) -> Starlette:
     inject = inject or Inject()
     catalog = load_catalog()
@@ -106,17 +109,28 @@ def create_app(
             pg_url, min_size=2, max_size=10, kwargs={"autocommit": True}, open=False
         )
         await pool.open(wait=True, timeout=30)
-        kv = aioredis.Redis.from_url(kv_url, max_connections=50)
+        kv = aioredis.Redis.from_url(
+            kv_url,
+            max_connections=50,
+            socket_timeout=store_timeout_s,
+            socket_connect_timeout=store_timeout_s,
+        )
         state["pg"] = PgReads(pool, catalog)
         state["kv"] = KvReads(kv, catalog)
         state["writer"] = Writer(
-            kv, pool, journal, failure_budget_percent=write_failure_budget_percent
+            kv,
+            pool,
+            journal,
+            failure_budget_percent=write_failure_budget_percent,
+            timeout_s=store_timeout_s,
+            defects=defects,
         )
         state["shadows"] = {
             source: Shadow(
                 state[source].read,
                 state["kv" if source == "pg" else "pg"].read,
                 budget_percent=divergence_budget_percent,
+                secondary_timeout_s=store_timeout_s,
             )
             for source in ("kv", "pg")
         }
@@ -252,6 +266,10 @@ def create_app(
         Route(
             "/api/connections/pending",
             read_route(ENDPOINTS["pending_connections"], lambda r: {"handle": _handle(r)}),
+        ),
+        Route(
+            "/api/friends",
+            read_route(ENDPOINTS["friends_of_handle"], lambda r: {"handle": _handle(r)}),
         ),
         Route(
             "/api/games",

@@ -24,6 +24,7 @@ from psycopg import sql
 
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping, Record, RecordKey
+from phasegate.parity.diff import show_key
 
 Action = Literal["put", "delete"]
 
@@ -39,7 +40,7 @@ class Step:
         return MAPPINGS[self.type_id].record_key(self.record)
 
     def label(self) -> str:
-        return f"{self.type_id}:{'/'.join(str(k) for k in self.key)}"
+        return label(self.type_id, self.key)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,15 @@ class Change:
             data["op"],
             [Step(s["action"], s["type"], decode_value(s["record"])) for s in data["steps"]],
         )
+
+
+def label(type_id: str, key: RecordKey) -> str:
+    """``type:key`` naming a record in journals and reports (key parts joined by ``|``).
+
+    >>> label("friends", ("ana", "bo"))
+    'friends:ana|bo'
+    """
+    return f"{type_id}:{show_key(key)}"
 
 
 def encode_value(value: Any) -> Any:

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 
 from phasegate.dualwrite.change import Change, Step
+from phasegate.handles import spellings
 from phasegate.mappings.base import Record
 from phasegate.seed.shapes import thread_key
 
@@ -216,17 +217,6 @@ def _streak(r: Record, badges: list[Record]) -> Iterator[Cmd]:
     if r["active_days"] is not None:
         obj["activeDays"] = [_day(d) for d in r["active_days"]]
     yield ("SET", key, _dumps(obj))
-
-
-def spellings(handle: str) -> list[str]:
-    """The ways un-normalising code paths wrote a handle into key names, canonical first.
-
-    >>> spellings("seth")
-    ['seth', '@seth', 'Seth', '@Seth', 'SETH', '@SETH', ' seth']
-    """
-    forms = [handle, handle.capitalize(), handle.upper()]
-    out = [v for f in forms for v in (f, f"@{f}")] + [f" {handle}"]
-    return list(dict.fromkeys(out))
 
 
 def _gone_spellings(prefix: str, handle: str, keep: str | None = None) -> Iterator[Cmd]:

@@ -13,6 +13,7 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -51,20 +52,28 @@ class StoresDownError(RuntimeError):
 class State:
     """Current rows, read from Postgres."""
 
-    def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Any], timeout_s: float = PG_TIMEOUT_S) -> None:
         self.pool = pool
+        self.timeout_s = timeout_s
+        self.behind = False  # Postgres has journaled writes it has not received
 
     async def rows(self, type_id: str, where: str, params: tuple[Any, ...]) -> list[Record]:
+        if self.behind:
+            raise StoresDownError(
+                f"Postgres has journaled writes it has not received yet, so its {type_id} "
+                "may be stale: nothing was written (retry)"
+            )
         mapping = MAPPINGS[type_id]
         query = sql.SQL("SELECT {} FROM {} WHERE ").format(
             sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
             sql.Identifier(mapping.table),
         ) + sql.SQL(where)
         try:
-            async with self.pool.connection(timeout=PG_TIMEOUT_S) as conn:
-                cur = await conn.execute(query, params)
-                return [mapping.from_row(row) for row in await cur.fetchall()]
-        except (psycopg.Error, PoolTimeout, OSError) as exc:
+            async with asyncio.timeout(self.timeout_s):
+                async with self.pool.connection(timeout=self.timeout_s) as conn:
+                    cur = await conn.execute(query, params)
+                    return [mapping.from_row(row) for row in await cur.fetchall()]
+        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoresDownError(
                 f"Postgres is needed to read the current {type_id} and is unreachable: "
                 f"nothing was written ({exc})"
@@ -124,10 +133,22 @@ def decode_value(type_id: str, variant: str, key: str, value: bytes) -> Record:
     return next(iter(decoded.records.values()))
 
 
+async def _created_already(state: State, type_id: str, column: str, key: str) -> bool:
+    """A create retried with its own id that Postgres already holds: nothing to write
+    (upserting it again would undo later updates, e.g. a read flag). While
+    Postgres cannot say, the create goes ahead (its upsert is idempotent)."""
+    try:
+        return await state.one(type_id, f"{column} = %s", (key,)) is not None
+    except StoresDownError:
+        return False
+
+
 async def send_message(state: State, body: Json, at: datetime) -> Change:
     sender, to = handle(body, "from"), handle(body, "to")
     text = _text(body, "text", TEXT_LIMIT)
     msg_id = _id(body, f"msg_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
+    if "id" in body and await _created_already(state, "messages", "id", msg_id):
+        return Change("send_message")
     value = {
         "id": msg_id,
         "from": sender,
@@ -177,6 +198,8 @@ async def board_post(state: State, body: Json, at: datetime) -> Change:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise WriteError("tags must be a list of strings")
     entry_id = _id(body, f"entry_{_ms(at)}_{secrets.token_hex(4)}")
+    if "id" in body and await _created_already(state, "board", "id", entry_id):
+        return Change("board_post")
     value: Json = {
         "id": entry_id,
         "author": author,
@@ -241,6 +264,8 @@ async def invite_create(state: State, body: Json, at: datetime) -> Change:
     code = body.get("code") or f"VIBE-{picks}-{letters}"
     if not isinstance(code, str):
         raise WriteError("code must be a string")
+    if "code" in body and await _created_already(state, "invites", "code", code):
+        return Change("invite_create")
     change = Change("invite_create")
     change.put(
         "invites",
@@ -365,6 +390,8 @@ async def game_record(state: State, body: Json, at: datetime) -> Change:
     if not isinstance(state_obj, dict):
         raise WriteError("state must be a JSON object")
     game_id = _id(body, f"game_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
+    if "id" in body and await _created_already(state, "games", "id", game_id):
+        return Change("game_record")
     change = Change("game_record")
     change.put(
         "games",

@@ -7,6 +7,20 @@ write is acknowledged. When both sides fail nothing is acknowledged
 (:class:`StoresDownError`, HTTP 503) and the caller keeps the write. ``kv`` and
 ``pg`` write one side only, and its failure is the caller's.
 
+Order is kept per side. While a side has journaled writes it has not received,
+it is *behind*: later writes do not go to it directly (they are journaled behind
+the others), and before the next write the writer replays the journal to it in
+order (at most every :data:`CATCH_UP_EVERY_S`). An update that reads current
+state is refused while Postgres is behind, since that state is stale. Without
+this a write could reach Postgres before an earlier one it missed, and the
+replay would then put the older record back (the Phase B gate caught exactly
+that: redeemed invites turned available again).
+
+``defects`` break a rule on purpose, for the tests that prove the Phase B gate
+catches it: ``kv-skipped-when-pg-fails`` acknowledges a write Postgres refused
+without writing KV or the journal (the write is lost); ``new-id-on-retry``
+ignores the request's ``id`` and ``at``, so a retried write is a second record.
+
 Every write counts in a sliding window; a write that missed a side (or was
 refused) is a failed write, and more than ``failure_budget_percent`` (1%, the
 spec's) of the window raises an alert.
@@ -14,6 +28,7 @@ spec's) of the window raises an alert.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,11 +41,13 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from phasegate.app.modes import WriteMode
 from phasegate.dualwrite import kvexec, kvplan
 from phasegate.dualwrite.change import Change, pg_statements
-from phasegate.dualwrite.ops import OPS, PG_TIMEOUT_S, State, StoresDownError, now_utc
+from phasegate.dualwrite.ops import OPS, State, StoresDownError, now_utc
 from phasegate.journal import Entry, Journal, Side
 
 Json = dict[str, Any]
 WINDOW = 1000
+CATCH_UP_EVERY_S = 0.25
+DEFECTS = ("kv-skipped-when-pg-fails", "new-id-on-retry")
 MIN_WRITES = 100  # below this many writes a rate is not judged
 
 
@@ -89,31 +106,85 @@ class Writer:
         journal: Journal | None = None,
         *,
         failure_budget_percent: float = 1.0,
+        timeout_s: float = 2.0,
+        defects: frozenset[str] = frozenset(),
     ) -> None:
+        self.timeout_s = timeout_s
+        self.defects = defects
         self.kv = kv
         self.pool = pool
-        self.state = State(pool)
+        self.state = State(pool, timeout_s)
         self.journal = journal
         self.stats = WriteStats(failure_budget_percent)
+        self.behind: set[Side] = (
+            {e.failed for e in journal.pending()} if journal is not None else set()
+        )
+        self._lock = asyncio.Lock()
+        self._next_catch_up = 0.0
 
     async def write(self, op: str, mode: WriteMode, body: Json) -> Change:
         """Run one app write; returns its change (what was written)."""
+        if "new-id-on-retry" in self.defects:
+            body = {k: v for k, v in body.items() if k not in ("id", "at")}
+        if not self.behind:
+            return await self._write(op, mode, body)
+        async with self._lock:  # behind: one write at a time, after the journal
+            await self.catch_up()
+            return await self._write(op, mode, body)
+
+    async def _write(self, op: str, mode: WriteMode, body: Json) -> Change:
+        self.state.behind = "pg" in self.behind
         change = await OPS[op](self.state, body, now_utc(body))
         await self.apply(change, mode)
         return change
 
+    async def catch_up(self, *, force: bool = False) -> int:
+        """Replay the journal to each side that is behind, in order, stopping a side
+        at its first failure; returns the entries applied."""
+        if self.journal is None or not self.behind:
+            return 0
+        now = asyncio.get_running_loop().time()
+        if now < self._next_catch_up and not force:
+            return 0
+        self._next_catch_up = now + CATCH_UP_EVERY_S
+        applied = 0
+        pending = self.journal.pending()
+        for side in ("pg", "kv"):
+            for entry in (e for e in pending if e.failed == side):
+                change = Change.from_json(entry.change)
+                try:
+                    if side == "pg":
+                        await asyncio.wait_for(self._pg(change), self.timeout_s)
+                    else:
+                        await kvexec.apply_async(self.kv, kvplan.commands(change))
+                except (psycopg.Error, PoolTimeout, OSError, TimeoutError, redis.RedisError):
+                    break
+                self.journal.done(entry)
+                applied += 1
+            else:
+                self.behind.discard(side)
+        return applied
+
     async def apply(self, change: Change, mode: WriteMode) -> None:
         if not change.steps:
             return
-        pg_error = kv_error = None
-        if mode in ("pg", "dual"):
+        pg_error: Exception | None = None
+        kv_error: Exception | None = None
+        if mode == "dual" and "pg" in self.behind:
+            pg_error = StoresDownError("Postgres is behind the journal; queued after it")
+        elif mode in ("pg", "dual"):
             try:
-                await self._pg(change)
-            except (psycopg.Error, PoolTimeout, OSError) as exc:
+                await asyncio.wait_for(self._pg(change), self.timeout_s)
+            except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
                 if mode == "pg":
                     raise
                 pg_error = exc
-        if mode in ("kv", "dual"):
+                if "kv-skipped-when-pg-fails" in self.defects:
+                    self.stats.add(None)
+                    return
+        if mode == "dual" and "kv" in self.behind:
+            kv_error = StoresDownError("KV is behind the journal; queued after it")
+        elif mode in ("kv", "dual"):
             try:
                 await kvexec.apply_async(self.kv, kvplan.commands(change))
             except (redis.RedisError, OSError) as exc:
@@ -122,6 +193,13 @@ class Writer:
                 kv_error = exc
         if pg_error is not None and kv_error is not None:
             self.stats.add("both")
+            if _maybe_committed(pg_error) and self.journal is not None:
+                # Postgres may hold it (a timeout or a lost connection can hide a
+                # commit), so KV must get it too: both sides go to the journal, and
+                # the caller's retry (same id) finds the work done.
+                for side in ("pg", "kv"):
+                    self.journal.record(change.to_json(), failed=side, error="both failed")
+                    self.behind.add(side)
             raise StoresDownError(f"both stores failed: Postgres {pg_error}; KV {kv_error}")
         misses: tuple[tuple[Side, Exception | None], ...] = (("pg", pg_error), ("kv", kv_error))
         failed = None
@@ -131,12 +209,21 @@ class Writer:
                 if self.journal is None:
                     raise StoresDownError(f"{side} failed and no journal is configured: {error}")
                 self.journal.record(change.to_json(), failed=side, error=str(error))
+                self.behind.add(side)
         self.stats.add(failed)
 
     async def _pg(self, change: Change) -> None:
-        async with self.pool.connection(timeout=PG_TIMEOUT_S) as conn, conn.transaction():
+        async with self.pool.connection(timeout=self.timeout_s) as conn, conn.transaction():
             for statement, params in pg_statements(change):
                 await conn.execute(statement, params)
+
+
+def _maybe_committed(error: Exception) -> bool:
+    """A Postgres failure after the transaction was sent: it may have committed.
+    Not so for a connection never obtained (PoolTimeout) or a write not attempted."""
+    if isinstance(error, PoolTimeout | StoresDownError):
+        return False
+    return isinstance(error, TimeoutError | psycopg.Error)
 
 
 @dataclass
@@ -157,13 +244,18 @@ def replay_journal(
 ) -> Replayed:
     """Write each pending entry to the side that missed it, then mark it done.
 
-    Idempotent: a replayed write lands the same records again; an entry whose
-    side is still down stays pending and is reported. ``types`` limits the
+    In journal order per side; a side stops at its first failure (a later entry
+    must not land before an earlier one). Idempotent: a replayed write lands the
+    same records again; an entry whose side is still down stays pending. ``types`` limits the
     replay to entries touching those data types.
     """
     out = Replayed()
+    stuck: set[str] = set()  # a side stops at its first failure, so order holds
     for entry in journal.pending():
         if types is not None and not types & set(entry.type_ids):
+            continue
+        if entry.failed in stuck:
+            out.failed.append((entry, f"after an earlier {entry.failed} entry that failed"))
             continue
         if dry_run:
             out.applied.append(entry)
@@ -178,6 +270,7 @@ def replay_journal(
                 kvexec.apply(kv, kvplan.commands(change))
         except (psycopg.Error, redis.RedisError, OSError) as exc:
             out.failed.append((entry, str(exc).strip()))
+            stuck.add(entry.failed)
             continue
         journal.done(entry)
         out.applied.append(entry)

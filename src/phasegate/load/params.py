@@ -26,6 +26,7 @@ _SAMPLES = {
     "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
     "pending_handles": "SELECT to_user FROM connections WHERE status = 'pending' "
     "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
+    "friend_handles": "SELECT handle FROM friends GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
     "players": "SELECT p FROM games, unnest(players) AS p GROUP BY 1 ORDER BY count(*) DESC, 1 "
     "LIMIT %s",
     "users": "SELECT handle FROM users ORDER BY handle LIMIT %s",
