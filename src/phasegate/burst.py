@@ -61,7 +61,7 @@ FAULTS = (
     "pg-kill",
     "kv-kill",
 )
-FAULT_HOLD_S = 1.0  # how long a fault stays on
+FAULT_HOLD_S = 1.5  # a fault stays on at least this long (three store timeouts)
 STORE_TIMEOUT_S = 0.5  # the service gives up on a silent store after this
 RETRIES = 24
 RETRY_DELAY_S = 0.25
@@ -299,8 +299,9 @@ def run(
     kinds: tuple[str, ...] = FAULTS,
 ) -> list[Outcome]:
     """Each window's writes at once while its fault is on: half are sent, the
-    fault lands, the other half arrive during it; the fault is healed when the
-    first attempts are done (or after :data:`FAULT_HOLD_S`), retries land after.
+    fault lands, the other half arrive during it; the fault is healed after
+    :data:`FAULT_HOLD_S` (a write that reads state spends two store timeouts
+    finding out), and retries land after.
     ``reads`` run in the clean window (shadow reads)."""
     rng = random.Random(seed)
     outcomes: list[Outcome] = []
@@ -321,9 +322,11 @@ def run(
                 started = submit(jobs[:half])
                 time.sleep(0.01)  # the fault lands with writes in flight
                 with fault(rig, kind):
+                    held = time.monotonic()
                     time.sleep(0.05)  # the fault has taken hold
                     started += submit(jobs[half:])  # and others arrive during it
                     wait(started, timeout=FAULT_HOLD_S)
+                    time.sleep(max(0.0, FAULT_HOLD_S - (time.monotonic() - held)))
             done = [f.result() for f in started]
         outcomes.extend(done)
         if on_window is not None:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phasegate.app.reads import Endpoint, Json, Params
+from phasegate.deadline import within
 
 Read = Callable[[Endpoint, Params], Awaitable[list[Json]]]
 MAX_KEPT = 50  # mismatches kept per endpoint for the report
@@ -106,8 +107,8 @@ class Shadow:
         """The primary's answer; the comparison never changes or delays it."""
         answer = await self.primary(endpoint, params)
         try:
-            other = await asyncio.wait_for(
-                self.secondary(endpoint, params), self.secondary_timeout_s
+            other = await within(
+                self.secondary(endpoint, params), self.secondary_timeout_s, "the secondary"
             )
         except Exception:
             self.secondary_errors[endpoint.name] = self.secondary_errors.get(endpoint.name, 0) + 1

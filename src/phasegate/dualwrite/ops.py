@@ -13,7 +13,6 @@ nothing.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +24,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from phasegate.deadline import within
 from phasegate.dualwrite.change import Change
 from phasegate.handles import canonical_handle
 from phasegate.keyspace import KvEntry
@@ -68,11 +68,14 @@ class State:
             sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
             sql.Identifier(mapping.table),
         ) + sql.SQL(where)
+
+        async def fetch() -> list[Record]:
+            async with self.pool.connection(timeout=self.timeout_s) as conn:
+                cur = await conn.execute(query, params)
+                return [mapping.from_row(row) for row in await cur.fetchall()]
+
         try:
-            async with asyncio.timeout(self.timeout_s):
-                async with self.pool.connection(timeout=self.timeout_s) as conn:
-                    cur = await conn.execute(query, params)
-                    return [mapping.from_row(row) for row in await cur.fetchall()]
+            return await within(fetch(), self.timeout_s, "Postgres")
         except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
             raise StoresDownError(
                 f"Postgres is needed to read the current {type_id} and is unreachable: "

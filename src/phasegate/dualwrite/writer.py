@@ -39,6 +39,7 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from phasegate.app.modes import WriteMode
+from phasegate.deadline import within
 from phasegate.dualwrite import kvexec, kvplan
 from phasegate.dualwrite.change import Change, pg_statements
 from phasegate.dualwrite.ops import OPS, State, StoresDownError, now_utc
@@ -154,9 +155,13 @@ class Writer:
                 change = Change.from_json(entry.change)
                 try:
                     if side == "pg":
-                        await asyncio.wait_for(self._pg(change), self.timeout_s)
+                        await within(self._pg(change), self.timeout_s, "Postgres")
                     else:
-                        await kvexec.apply_async(self.kv, kvplan.commands(change))
+                        await within(
+                            kvexec.apply_async(self.kv, kvplan.commands(change)),
+                            self.timeout_s,
+                            "KV",
+                        )
                 except (psycopg.Error, PoolTimeout, OSError, TimeoutError, redis.RedisError):
                     break
                 self.journal.done(entry)
@@ -170,11 +175,12 @@ class Writer:
             return
         pg_error: Exception | None = None
         kv_error: Exception | None = None
+        committing: list[bool] = []  # set once COMMIT is on its way
         if mode == "dual" and "pg" in self.behind:
             pg_error = StoresDownError("Postgres is behind the journal; queued after it")
         elif mode in ("pg", "dual"):
             try:
-                await asyncio.wait_for(self._pg(change), self.timeout_s)
+                await within(self._pg(change, committing), self.timeout_s, "Postgres")
             except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
                 if mode == "pg":
                     raise
@@ -186,17 +192,19 @@ class Writer:
             kv_error = StoresDownError("KV is behind the journal; queued after it")
         elif mode in ("kv", "dual"):
             try:
-                await kvexec.apply_async(self.kv, kvplan.commands(change))
-            except (redis.RedisError, OSError) as exc:
+                await within(
+                    kvexec.apply_async(self.kv, kvplan.commands(change)), self.timeout_s, "KV"
+                )
+            except (redis.RedisError, OSError, TimeoutError) as exc:
                 if mode == "kv":
                     raise
                 kv_error = exc
         if pg_error is not None and kv_error is not None:
             self.stats.add("both")
-            if _maybe_committed(pg_error) and self.journal is not None:
-                # Postgres may hold it (a timeout or a lost connection can hide a
-                # commit), so KV must get it too: both sides go to the journal, and
-                # the caller's retry (same id) finds the work done.
+            if committing and self.journal is not None:
+                # Postgres failed while committing, so it may hold the write (a
+                # lost reply hides a commit): KV must get it too. Both sides go to
+                # the journal; the caller's retry (same id) finds the work done.
                 for side in ("pg", "kv"):
                     self.journal.record(change.to_json(), failed=side, error="both failed")
                     self.behind.add(side)
@@ -212,18 +220,12 @@ class Writer:
                 self.behind.add(side)
         self.stats.add(failed)
 
-    async def _pg(self, change: Change) -> None:
+    async def _pg(self, change: Change, committing: list[bool] | None = None) -> None:
         async with self.pool.connection(timeout=self.timeout_s) as conn, conn.transaction():
             for statement, params in pg_statements(change):
                 await conn.execute(statement, params)
-
-
-def _maybe_committed(error: Exception) -> bool:
-    """A Postgres failure after the transaction was sent: it may have committed.
-    Not so for a connection never obtained (PoolTimeout) or a write not attempted."""
-    if isinstance(error, PoolTimeout | StoresDownError):
-        return False
-    return isinstance(error, TimeoutError | psycopg.Error)
+            if committing is not None:
+                committing.append(True)  # leaving the block sends COMMIT
 
 
 @dataclass
