@@ -82,6 +82,26 @@ def test_a_writer_that_mints_a_new_id_on_retry_stores_duplicates(tmp_path: Path)
     assert any("one write stored 2 times in Postgres" in d for d in check.details)
 
 
+def test_a_writer_that_replays_out_of_order_reverts_newer_writes(tmp_path: Path) -> None:
+    """Without catch-up and fence, an invite created while KV was away is replayed
+    into KV after its redemption; reconcile then copies the older record to
+    Postgres: the gate names each redeemed invite that went back to available."""
+    results, _b = phase_b.gate(
+        tmp_path,
+        "invites",
+        seed=7,
+        writes=120,
+        divergence_budget_percent=BUDGET,
+        write_failure_budget_percent=1.0,
+        defects=("replay-out-of-order",),
+    )
+    check = _by_check(results)["reconciled"]
+    assert check.status == "fail"
+    assert any(d.startswith("invites:VIBE-") and "after reconcile" in d for d in check.details), (
+        check.explain()
+    )
+
+
 @pytest.mark.parametrize("missing_entries", [True, False], ids=["entries-missed", "whole-journal"])
 def test_a_reconcile_that_misses_journal_entries_leaves_the_stores_apart(
     tmp_path: Path, missing_entries: bool

@@ -62,8 +62,17 @@ class Journal:
         self._append({"entry": asdict(entry)})
         return entry
 
-    def done(self, entry: Entry) -> None:
-        self._append({"done": entry.id, "at_ms": int(time.time() * 1000)})
+    def done(self, entry: Entry, *, refused: str | None = None) -> None:
+        """Mark an entry replayed (or, with ``refused``, set aside: the store refused
+        its data, so it can never land; reconcile reports the gap)."""
+        line: dict[str, object] = {"done": entry.id, "at_ms": int(time.time() * 1000)}
+        if refused is not None:
+            line["refused"] = refused[:500]
+        self._append(line)
+
+    def refused(self) -> list[tuple[str, str]]:
+        """(entry id, why) of entries set aside."""
+        return [(line["done"], line["refused"]) for line in self._lines() if "refused" in line]
 
     def entries(self) -> Iterator[Entry]:
         for line in self._lines():

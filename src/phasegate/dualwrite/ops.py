@@ -91,10 +91,16 @@ Op = Callable[[State, Json, datetime], Awaitable[Change]]
 
 
 def now_utc(body: Json) -> datetime:
-    """The write's moment: the request's ``at`` (epoch ms, for exact retries) or now."""
+    """The write's moment: the request's ``at`` (epoch ms, for exact retries) or now.
+
+    >>> now_utc({"at": 1767801301123}).isoformat()
+    '2026-01-07T15:55:01.123000+00:00'
+    """
     at = body.get("at")
     ms = int(at) if isinstance(at, int) else int(time.time() * 1000)
-    return datetime.fromtimestamp(ms / 1000, UTC)
+    # whole milliseconds exactly (ms / 1000 as a float can land a microsecond off,
+    # and KV keeps milliseconds)
+    return datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)
 
 
 def handle(body: Json, name: str) -> str:

@@ -19,7 +19,9 @@ that: redeemed invites turned available again).
 ``defects`` break a rule on purpose, for the tests that prove the Phase B gate
 catches it: ``kv-skipped-when-pg-fails`` acknowledges a write Postgres refused
 without writing KV or the journal (the write is lost); ``new-id-on-retry``
-ignores the request's ``id`` and ``at``, so a retried write is a second record.
+ignores the request's ``id`` and ``at``, so a retried write is a second record;
+``replay-out-of-order`` writes each side directly even while it is behind the
+journal (no catch-up, no fence), so a later replay puts older records back.
 
 Every write counts in a sliding window; a write that missed a side (or was
 refused) is a failed write, and more than ``failure_budget_percent`` (1%, the
@@ -42,13 +44,13 @@ from phasegate.app.modes import WriteMode
 from phasegate.deadline import within
 from phasegate.dualwrite import kvexec, kvplan
 from phasegate.dualwrite.change import Change, pg_statements
-from phasegate.dualwrite.ops import OPS, State, StoresDownError, now_utc
+from phasegate.dualwrite.ops import OPS, State, StoresDownError, WriteError, now_utc
 from phasegate.journal import Entry, Journal, Side
 
 Json = dict[str, Any]
 WINDOW = 1000
 CATCH_UP_EVERY_S = 0.25
-DEFECTS = ("kv-skipped-when-pg-fails", "new-id-on-retry")
+DEFECTS = ("kv-skipped-when-pg-fails", "new-id-on-retry", "replay-out-of-order")
 MIN_WRITES = 100  # below this many writes a rate is not judged
 
 
@@ -127,14 +129,14 @@ class Writer:
         """Run one app write; returns its change (what was written)."""
         if "new-id-on-retry" in self.defects:
             body = {k: v for k, v in body.items() if k not in ("id", "at")}
-        if not self.behind:
+        if not self.behind or "replay-out-of-order" in self.defects:
             return await self._write(op, mode, body)
         async with self._lock:  # behind: one write at a time, after the journal
             await self.catch_up()
             return await self._write(op, mode, body)
 
     async def _write(self, op: str, mode: WriteMode, body: Json) -> Change:
-        self.state.behind = "pg" in self.behind
+        self.state.behind = "pg" in self.behind and "replay-out-of-order" not in self.defects
         change = await OPS[op](self.state, body, now_utc(body))
         await self.apply(change, mode)
         return change
@@ -155,7 +157,12 @@ class Writer:
                 change = Change.from_json(entry.change)
                 try:
                     if side == "pg":
-                        await within(self._pg(change), self.timeout_s, "Postgres")
+                        try:
+                            await within(self._pg(change), self.timeout_s, "Postgres")
+                        except psycopg.errors.IntegrityError as exc:
+                            # it can never land: set aside (reconcile reports the gap)
+                            self.journal.done(entry, refused=str(exc).strip())
+                            continue
                     else:
                         await within(
                             kvexec.apply_async(self.kv, kvplan.commands(change)),
@@ -176,11 +183,16 @@ class Writer:
         pg_error: Exception | None = None
         kv_error: Exception | None = None
         committing: list[bool] = []  # set once COMMIT is on its way
-        if mode == "dual" and "pg" in self.behind:
+        fenced = set() if "replay-out-of-order" in self.defects else self.behind
+        if mode == "dual" and "pg" in fenced:
             pg_error = StoresDownError("Postgres is behind the journal; queued after it")
         elif mode in ("pg", "dual"):
             try:
                 await within(self._pg(change, committing), self.timeout_s, "Postgres")
+            except psycopg.errors.IntegrityError as exc:
+                # Postgres refused the data (a handle that is not a user, say): the
+                # source of truth said no, so KV is not written either.
+                raise WriteError(f"Postgres refused the write: {str(exc).strip()}") from exc
             except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
                 if mode == "pg":
                     raise
@@ -188,7 +200,7 @@ class Writer:
                 if "kv-skipped-when-pg-fails" in self.defects:
                     self.stats.add(None)
                     return
-        if mode == "dual" and "kv" in self.behind:
+        if mode == "dual" and "kv" in fenced:
             kv_error = StoresDownError("KV is behind the journal; queued after it")
         elif mode in ("kv", "dual"):
             try:

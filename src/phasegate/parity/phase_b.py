@@ -253,7 +253,7 @@ def _expected(b: Burst) -> dict[str, dict[str, Any] | None]:
     return out
 
 
-def _pg_record(pg: Any, label: str) -> dict[str, Any] | None:
+def pg_record(pg: Any, label: str) -> dict[str, Any] | None:
     type_id, _, key = label.partition(":")
     mapping = MAPPINGS[type_id]
     parts = key.split("|") if len(mapping.key_columns) > 1 else [key]
@@ -285,7 +285,7 @@ def durability(rig: Rig, b: Burst, *, after_reconcile: bool) -> list[str]:
     kv_side: dict[str, dict[str, Any]] = {}
     problems = []
     with rig.conn() as pg:
-        stored = {label: _pg_record(pg, label) for label in expected}
+        stored = {label: pg_record(pg, label) for label in expected}
         wrong = {lab for lab, want in expected.items() if stored[lab] != want}
         if wrong and not after_reconcile:
             kv_side = _kv_records(rig, {lab.split(":")[0] for lab in wrong}, pg)
