@@ -21,7 +21,7 @@ from phasegate.parity import phase_b
 from phasegate.parity.result import CheckResult
 from phasegate.settings import Settings
 
-pytestmark = pytest.mark.phase("B")
+pytestmark = [pytest.mark.phase("B"), pytest.mark.own_servers]
 
 
 @pytest.mark.parametrize("type_id", phase_b.TYPES)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 import redis
 
+from phasegate.backfill import backfill
 from phasegate.cli import main
+from phasegate.dualwrite.change import Change
+from phasegate.journal import Journal
 from phasegate.settings import Settings, settings_table
 
 
@@ -124,6 +128,66 @@ def test_demo_runs_end_to_end(
     assert code == 0
     assert "schema applied: 9 tables" in out
     assert "Phase A verdict: PASS" in out
+    assert "Phase B verdict: PASS" in out
+    assert "after reconcile: 0% of" in out or "% after" in out
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "pass"
     assert summary["phases"]["A"]["types"]["messages"]["checks"]["full"]["status"] == "pass"
+
+
+def test_reconcile_repairs_reports_and_then_has_nothing_to_do(
+    capsys: pytest.CaptureFixture[str],
+    seeded_kv: redis.Redis,
+    schema_pg: psycopg.Connection[tuple[object, ...]],
+    scratch_kv_url: str,
+    scratch_pg_url: str,
+    tmp_path: Path,
+) -> None:
+    """A message lost in Postgres and one changed there are repaired from KV; a
+    friendship only Postgres has is written to KV because the journal says KV
+    missed it; one the journal does not explain is reported and left alone. A
+    dry run changes nothing; a second run repairs nothing and says so."""
+    backfill(seeded_kv, schema_pg)
+    lost, changed = [
+        str(r[0]) for r in schema_pg.execute("SELECT id FROM messages ORDER BY id LIMIT 2")
+    ]
+    schema_pg.execute("DELETE FROM messages WHERE id = %s", (lost,))
+    schema_pg.execute("UPDATE messages SET text = 'edited' WHERE id = %s", (changed,))
+    a, b, c = [str(r[0]) for r in schema_pg.execute("SELECT handle FROM users ORDER BY 1 LIMIT 3")]
+    schema_pg.execute("INSERT INTO friends VALUES (%s, %s), (%s, %s)", (a, b, a, c))
+    journal = Journal(tmp_path / "journal.jsonl")
+    missed = Change("friend_add")
+    missed.put("friends", {"handle": a, "friend": b})
+    journal.record(missed.to_json(), failed="kv", error="KV was away")
+    journal.done(journal.pending()[0])  # replayed once, then KV lost it again
+    common = [
+        "reconcile",
+        "--kv-url",
+        scratch_kv_url,
+        "--pg-url",
+        scratch_pg_url,
+        "--journal",
+        str(tmp_path / "journal.jsonl"),
+        "--reports-dir",
+        str(tmp_path / "reports"),
+    ]
+    code, out, _ = run(capsys, *common, "--dry-run")
+    assert code == 0
+    assert (
+        "dry run: would replay 0 journal entries, repair 2 records in Postgres, write 1 to KV"
+        in out
+    )
+    assert schema_pg.execute("SELECT 1 FROM messages WHERE id = %s", (lost,)).fetchone() is None
+    code, out, _ = run(capsys, *common)
+    assert code == 0, out
+    assert "repaired 2 records in Postgres, wrote 1 to KV; every touched key now agrees" in out
+    assert f"Postgres-only, left alone (friends): friends:{a}|{c}" in out
+    assert schema_pg.execute("SELECT text FROM messages WHERE id = %s", (changed,)).fetchone() != (
+        "edited",
+    )
+    assert seeded_kv.sismember(f"friends:{a}", b)
+    report = json.loads(next((tmp_path / "reports" / "reconcile").glob("*.json")).read_text())
+    assert report["repaired"]["messages"] == sorted([f"messages:{lost}", f"messages:{changed}"])
+    code, out, _ = run(capsys, *common)
+    assert code == 0
+    assert "nothing to repair; 1 Postgres-only rows reported, left alone" in out

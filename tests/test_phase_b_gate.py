@@ -22,6 +22,7 @@ from phasegate.journal import Journal
 from phasegate.parity import phase_b
 from phasegate.parity.result import CheckResult
 
+pytestmark = pytest.mark.own_servers
 BUDGET = 5.0
 
 

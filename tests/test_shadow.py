@@ -16,9 +16,11 @@ import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from phasegate.app.reads import ENDPOINTS, KvReads, PgReads
+from phasegate.app.reads import ENDPOINTS, KvReads, PgReads, columns_of
 from phasegate.backfill import backfill
 from phasegate.faults import FaultProxy
+from phasegate.mappings import MAPPINGS
+from phasegate.mappings.base import Column
 from phasegate.queries import load_catalog
 from phasegate.shadow import Shadow
 
@@ -121,3 +123,35 @@ def test_a_failing_secondary_never_reaches_the_caller(
         )
     assert shadow.secondary_errors["user_by_handle"] == 20
     assert shadow.alerts() == []
+
+
+_CHANGED = {  # a value of each column kind that no fixture row holds
+    "text": "'changed in postgres only'",
+    "ts": "'2001-02-03T04:05:06.789Z'",
+    "int": "424242",
+    "bool": "NOT coalesce({col}, false)",
+    "text[]": "ARRAY['changed']",
+    "json": "'{{\"changed\": true}}'::jsonb",
+}
+# Every field the profile endpoint answers with (its catalogued query's columns).
+_USER_COLUMNS = [
+    c
+    for c in MAPPINGS["users"].columns
+    if c.name in columns_of(load_catalog()["user_by_handle"]) and c.name != "handle"
+]
+
+
+@pytest.mark.parametrize("column", _USER_COLUMNS, ids=[c.name for c in _USER_COLUMNS])
+def test_a_change_in_any_field_is_divergence_naming_that_field(
+    loaded: tuple[Conn, list[str]], scratch_pg_url: str, scratch_kv_url: str, column: Column
+) -> None:
+    """The comparison ignores no field the endpoint answers with: one column
+    changed in Postgres for one user is a mismatch that names exactly that column."""
+    pg, handles = loaded
+    value = _CHANGED[column.kind].format(col=column.name)
+    pg.execute(f"UPDATE users SET {column.name} = {value} WHERE handle = %s", (handles[0],))
+    shadow = asyncio.run(
+        _shadow_reads(scratch_pg_url, scratch_kv_url, handles[:1], recheck_delay_s=0.05)
+    )
+    (mismatch,) = shadow.mismatches["user_by_handle"]
+    assert f"field {column.name}:" in mismatch.diff

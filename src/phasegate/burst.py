@@ -297,6 +297,7 @@ def run(
     seed: int = 0,
     on_window: Callable[[str, list[Outcome]], None] | None = None,
     kinds: tuple[str, ...] = FAULTS,
+    threads: int = THREADS,
 ) -> list[Outcome]:
     """Each window's writes at once while its fault is on: half are sent, the
     fault lands, the other half arrive during it; the fault is healed after
@@ -309,7 +310,7 @@ def run(
         resend = [rng.random() < RESEND_SHARE for _ in writes]
         jobs = list(zip(writes, resend, strict=True))
         half = len(jobs) // 2
-        with ThreadPoolExecutor(THREADS + 1) as pool:
+        with ThreadPoolExecutor(threads + 1) as pool:
 
             def submit(part: list[tuple[Write, bool]], kind: str = kind) -> list[Future[Outcome]]:
                 return [pool.submit(deliver, rig.url, w, kind, again) for w, again in part]

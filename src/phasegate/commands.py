@@ -163,7 +163,8 @@ def print_findings(findings: list[Finding], console: Console, per_kind: int) -> 
 
 def run_demo(settings: Settings, console: Console) -> int:
     """Seed scratch stores on the sandbox, apply the schema, take the inventory,
-    backfill, add the foreign keys, and run the Phase A gate with a report."""
+    backfill, add the foreign keys, run the Phase A gate; a dual-write burst with
+    faults and reconcile (Phase B); the Phase C query and load checks; a report."""
     from phasegate.servers import open_sandbox, scratch_database, scratch_kv
 
     scale = settings.scale
@@ -202,6 +203,9 @@ def run_demo(settings: Settings, console: Console) -> int:
                 rerun=evidence,
             )
             summary = run_phase_a(gate, settings, kv=kv_url, pg=pg_url)
+            from phasegate.demo_phase_b import demo_phase_b
+
+            dual = demo_phase_b(settings, console)
             console.rule("Phase C query checks")
             with console.status("sqlglot shape checks and EXPLAIN ANALYZE of the catalog"):
                 conn.execute("ANALYZE")
@@ -214,7 +218,9 @@ def run_demo(settings: Settings, console: Console) -> int:
             console.rule(f"load gate: {DEMO_LOAD_USERS} users for {DEMO_LOAD_TIME}")
             load = demo_load(settings, kv_url, pg_url, conn, console)
             summary = dataclasses.replace(
-                summary, phase=None, results=summary.results + tuple(cutover) + tuple(load)
+                summary,
+                phase=None,
+                results=summary.results + tuple(dual) + tuple(cutover) + tuple(load),
             )
         print_summary(summary, console)
         folder = write_report(summary, settings.reports_dir)

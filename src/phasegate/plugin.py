@@ -51,6 +51,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "phase(X): a gate check that must pass to leave phase X (A backfill, B dual-write, "
         "C read cutover, D deprecation); skipped when --phase names another phase",
     )
+    config.addinivalue_line(
+        "markers",
+        "own_servers: starts servers of its own (to stop and kill them) instead of using "
+        "the sandbox, so it runs the same whatever the sandbox is",
+    )
     flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS}
     config.stash[_SETTINGS] = resolve(flags)
     config.pluginmanager.register(GateReporter(config), "phasegate-reporter")

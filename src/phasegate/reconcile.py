@@ -79,7 +79,10 @@ class Reconciled:
                 f"repair {sum(map(len, self.repaired.values()))} records in Postgres, "
                 f"write {sum(map(len, self.written_to_kv.values()))} to KV"
             )
+        left = sum(map(len, self.pg_only.values()))
         if self.touched == 0 and self.closed:
+            if left:
+                return f"nothing to repair; {left} Postgres-only rows reported, left alone"
             return "nothing to repair: the stores agree"
         return (
             f"replayed {len(self.journal_applied)} journal entries, repaired "

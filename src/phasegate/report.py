@@ -152,8 +152,8 @@ def _bursts_section(results: Iterable[CheckResult]) -> list[str]:
         "## Dual-write bursts",
         "",
         "| type | writes | acknowledged | journaled (Postgres / KV missed) | write alert | "
-        "reconcile s | replayed | repaired | differences after | divergence after |",
-        "|---|---:|---:|---|---|---:|---:|---:|---:|---:|",
+        "reconcile s | replayed | repaired | differences after | divergence before / after |",
+        "|---|---:|---:|---|---|---:|---:|---:|---:|---|",
     ]
     for type_id, m in sorted(durable.items()):
         c = closed.get(type_id, {})
@@ -163,15 +163,16 @@ def _bursts_section(results: Iterable[CheckResult]) -> list[str]:
             f"({m['journaled_pg_missed']} / {m['journaled_kv_missed']}) | {alert} "
             f"({m['write_failure_percent']:.1f}% failed) | {c.get('reconcile_seconds', '-')} | "
             f"{c.get('journal_replayed', '-')} | {c.get('repaired', '-')} | "
-            f"{c.get('differences_after', '-')} | {c.get('divergence_after_percent', '-')}% |"
+            f"{c.get('differences_after', '-')} | {c.get('divergence_before_percent', '-')}% / "
+            f"{c.get('divergence_after_percent', '-')}% |"
         )
     lines += [
         "",
         "Each burst sends the type's app writes through the reference service in dual "
         "mode, one window per fault (none, Postgres and KV dropped, stalled, paused, "
         "backends terminated, each server killed and restarted). The write alert fires "
-        "above the budget by design there; divergence after is the share of read "
-        "requests that differ between KV and Postgres once reconcile has run.",
+        "above the budget by design there. Divergence is the share of the burst's read "
+        "requests answered differently by KV and Postgres, before and after reconcile.",
         "",
     ]
     return lines

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -68,12 +68,19 @@ class Burst:
     seconds: float
     first: Reconciled | None = None
     second: Reconciled | None = None
-    read_diffs: list[str] = field(default_factory=list)
+    read_diffs: list[str] = field(default_factory=list)  # after reconcile
     reads_compared: int = 0
+    read_diffs_before: list[str] = field(default_factory=list)  # before it
 
 
 def run_burst(
-    rig: Rig, type_id: str, writes: int, seed: int, kinds: tuple[str, ...] = burst.FAULTS
+    rig: Rig,
+    type_id: str,
+    writes: int,
+    seed: int,
+    *,
+    kinds: tuple[str, ...] = burst.FAULTS,
+    on_window: Callable[[str, list[Outcome], int], None] | None = None,
 ) -> Burst:
     """Send the type's burst, one window per fault kind."""
     started = time.monotonic()
@@ -82,18 +89,20 @@ def run_burst(
     journal_by_fault: dict[str, int] = {}
     clean: dict[str, Any] = {}
 
-    def on_window(kind: str, _done: list[Outcome]) -> None:
+    def window_done(kind: str, done: list[Outcome]) -> None:
         journal_by_fault[kind] = len(list(rig.journal.entries())) - sum(journal_by_fault.values())
         if kind == "none":
             time.sleep(SETTLE_S)
             clean.update(rig.status())
+        if on_window is not None:
+            on_window(kind, done, journal_by_fault[kind])
 
     outcomes = burst.run(
         rig,
         work.windows,
         reads=burst.shadow_reads(rig, work.reads),
         seed=seed,
-        on_window=on_window,
+        on_window=window_done,
         kinds=kinds,
     )
     end = rig.status()
@@ -144,6 +153,7 @@ def judge(rig: Rig, b: Burst, *, divergence_budget_percent: float) -> list[Check
     """The five Phase B checks of one burst (reconciles as part of it)."""
     before = durability(rig, b, after_reconcile=False)
     idempotent = idempotence(rig, b)
+    b.read_diffs_before, _n = asyncio.run(read_paths(rig, b.workload.reads))
     reconcile_and_compare(rig, b)
     after = durability(rig, b, after_reconcile=True)
     return [
@@ -463,7 +473,7 @@ def check_reconciled(b: Burst, after: list[str]) -> CheckResult:
             "differences_before": sum(first.differences_before.values()),
             "differences_after": sum(second.differences_before.values()),
             "reads_compared": b.reads_compared,
-            "divergence_before_percent": _divergence(b.end_status),
+            "divergence_before_percent": divergence(b.end_status),
             "divergence_after_percent": round(
                 100.0 * len(b.read_diffs) / max(b.reads_compared, 1), 2
             ),
@@ -471,7 +481,11 @@ def check_reconciled(b: Burst, after: list[str]) -> CheckResult:
     )
 
 
-def _divergence(status: dict[str, Any]) -> dict[str, float]:
+def percent(part: int, whole: int) -> float:
+    return round(100.0 * part / max(whole, 1), 2)
+
+
+def divergence(status: dict[str, Any]) -> dict[str, float]:
     shadow = (status.get("shadow") or {}).get("kv", {})
     return {name: v["divergence_percent"] for name, v in shadow.items()}
 
@@ -502,7 +516,7 @@ def check_shadow(b: Burst, budget: float) -> CheckResult:
         )
         + f" (budget {budget:g}%)",
         bad="{n} endpoints over the divergence budget on a clean run",
-        metrics={"clean": _divergence(b.clean_status), "during_faults": _divergence(b.end_status)},
+        metrics={"clean": divergence(b.clean_status), "during_faults": divergence(b.end_status)},
         thresholds={"divergence_budget_percent": budget},
     )
 
