@@ -30,18 +30,26 @@ def _by_check(results: list[CheckResult]) -> dict[str, CheckResult]:
     return {r.check: r for r in results}
 
 
-def test_a_clean_dual_write_burst_passes_every_check(tmp_path: Path) -> None:
-    """Every fault kind, 120 messages writes: all five checks pass."""
-    results, b = phase_b.gate(
-        tmp_path,
-        "messages",
+def _gate(
+    folder: Path, type_id: str, writes: int, *defects: str
+) -> tuple[dict[str, CheckResult], phase_b.Burst]:
+    results, burst_ = phase_b.gate(
+        folder,
+        type_id,
         seed=7,
-        writes=120,
+        writes=writes,
         divergence_budget_percent=BUDGET,
         write_failure_budget_percent=1.0,
+        defects=defects,
     )
-    assert all(r.passed for r in results), "\n".join(r.explain() for r in results)
-    durable = _by_check(results)["acked-durable"].metrics
+    return _by_check(results), burst_
+
+
+def test_a_clean_dual_write_burst_passes_every_check(tmp_path: Path) -> None:
+    """Every fault kind, 120 messages writes: all five checks pass."""
+    checks, b = _gate(tmp_path, "messages", 120)
+    assert all(r.passed for r in checks.values()), "\n".join(r.explain() for r in checks.values())
+    durable = checks["acked-durable"].metrics
     assert durable["journaled"] > 0
     assert durable["write_alert"]  # faults made more than 1% of writes miss a store
     assert set(b.journal_by_fault) == set(burst.FAULTS)
@@ -50,16 +58,8 @@ def test_a_clean_dual_write_burst_passes_every_check(tmp_path: Path) -> None:
 def test_a_writer_that_skips_kv_when_postgres_fails_loses_writes(tmp_path: Path) -> None:
     """Acknowledged, but in neither store and not journaled: acked-durable fails
     naming each lost message."""
-    results, _b = phase_b.gate(
-        tmp_path,
-        "messages",
-        seed=7,
-        writes=60,
-        divergence_budget_percent=BUDGET,
-        write_failure_budget_percent=1.0,
-        defects=("kv-skipped-when-pg-fails",),
-    )
-    check = _by_check(results)["acked-durable"]
+    checks, _b = _gate(tmp_path, "messages", 60, "kv-skipped-when-pg-fails")
+    check = checks["acked-durable"]
     assert check.status == "fail"
     assert "acknowledged writes are lost" in check.message
     assert "messages:msg_pb" in check.details[0]
@@ -69,16 +69,8 @@ def test_a_writer_that_skips_kv_when_postgres_fails_loses_writes(tmp_path: Path)
 def test_a_writer_that_mints_a_new_id_on_retry_stores_duplicates(tmp_path: Path) -> None:
     """A re-sent message becomes a second row: retries-idempotent fails naming the
     write and both ids."""
-    results, _b = phase_b.gate(
-        tmp_path,
-        "messages",
-        seed=7,
-        writes=60,
-        divergence_budget_percent=BUDGET,
-        write_failure_budget_percent=1.0,
-        defects=("new-id-on-retry",),
-    )
-    check = _by_check(results)["retries-idempotent"]
+    checks, _b = _gate(tmp_path, "messages", 60, "new-id-on-retry")
+    check = checks["retries-idempotent"]
     assert check.status == "fail"
     assert any("one write stored 2 times in Postgres" in d for d in check.details)
 
@@ -87,16 +79,8 @@ def test_a_writer_that_replays_out_of_order_reverts_newer_writes(tmp_path: Path)
     """Without catch-up and fence, an invite created while KV was away is replayed
     into KV after its redemption; reconcile then copies the older record to
     Postgres: the gate names each redeemed invite that went back to available."""
-    results, _b = phase_b.gate(
-        tmp_path,
-        "invites",
-        seed=7,
-        writes=120,
-        divergence_budget_percent=BUDGET,
-        write_failure_budget_percent=1.0,
-        defects=("replay-out-of-order",),
-    )
-    check = _by_check(results)["reconciled"]
+    checks, _b = _gate(tmp_path, "invites", 120, "replay-out-of-order")
+    check = checks["reconciled"]
     assert check.status == "fail"
     assert any(d.startswith("invites:VIBE-") and "after reconcile" in d for d in check.details), (
         check.explain()

@@ -142,22 +142,27 @@ def decode_value(type_id: str, variant: str, key: str, value: bytes) -> Record:
     return next(iter(decoded.records.values()))
 
 
-async def _created_already(state: State, type_id: str, column: str, key: str) -> bool:
-    """A create retried with its own id that Postgres already holds: nothing to write
-    (upserting it again would undo later updates, e.g. a read flag). While
-    Postgres cannot say, the create goes ahead (its upsert is idempotent)."""
-    try:
-        return await state.one(type_id, f"{column} = %s", (key,)) is not None
-    except StoresDownError:
-        return False
+async def _create(state: State, op: str, type_id: str, record: Record, *, retried: bool) -> Change:
+    """A create's change: the record, or nothing when the request named the record's
+    key (so may be a retry) and Postgres already holds it (upserting it again would
+    undo later updates, e.g. a read flag). While Postgres cannot say, the create
+    goes ahead: its upsert is idempotent."""
+    column = MAPPINGS[type_id].key_columns[0]
+    change = Change(op)
+    if retried:
+        try:
+            if await state.one(type_id, f"{column} = %s", (record[column],)) is not None:
+                return change
+        except StoresDownError:
+            pass
+    change.put(type_id, record)
+    return change
 
 
 async def send_message(state: State, body: Json, at: datetime) -> Change:
     sender, to = handle(body, "from"), handle(body, "to")
     text = _text(body, "text", TEXT_LIMIT)
     msg_id = _id(body, f"msg_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
-    if "id" in body and await _created_already(state, "messages", "id", msg_id):
-        return Change("send_message")
     value = {
         "id": msg_id,
         "from": sender,
@@ -172,11 +177,8 @@ async def send_message(state: State, body: Json, at: datetime) -> Change:
         "read": False,
         "consent": "accepted",
     }
-    change = Change("send_message")
-    change.put(
-        "messages", decode_value("messages", "scheme2", f"msg:{msg_id}", orjson.dumps(value))
-    )
-    return change
+    record = decode_value("messages", "scheme2", f"msg:{msg_id}", orjson.dumps(value))
+    return await _create(state, "send_message", "messages", record, retried="id" in body)
 
 
 async def mark_thread_read(state: State, body: Json, at: datetime) -> Change:
@@ -207,8 +209,6 @@ async def board_post(state: State, body: Json, at: datetime) -> Change:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise WriteError("tags must be a list of strings")
     entry_id = _id(body, f"entry_{_ms(at)}_{secrets.token_hex(4)}")
-    if "id" in body and await _created_already(state, "board", "id", entry_id):
-        return Change("board_post")
     value: Json = {
         "id": entry_id,
         "author": author,
@@ -220,11 +220,8 @@ async def board_post(state: State, body: Json, at: datetime) -> Change:
         "comments": [],
         "metadata": {},
     }
-    change = Change("board_post")
-    change.put(
-        "board", decode_value("board", "entry", f"board:entry:{entry_id}", orjson.dumps(value))
-    )
-    return change
+    record = decode_value("board", "entry", f"board:entry:{entry_id}", orjson.dumps(value))
+    return await _create(state, "board_post", "board", record, retried="id" in body)
 
 
 async def streak_checkin(state: State, body: Json, at: datetime) -> Change:
@@ -273,10 +270,9 @@ async def invite_create(state: State, body: Json, at: datetime) -> Change:
     code = body.get("code") or f"VIBE-{picks}-{letters}"
     if not isinstance(code, str):
         raise WriteError("code must be a string")
-    if "code" in body and await _created_already(state, "invites", "code", code):
-        return Change("invite_create")
-    change = Change("invite_create")
-    change.put(
+    return await _create(
+        state,
+        "invite_create",
         "invites",
         {
             "code": code,
@@ -289,8 +285,8 @@ async def invite_create(state: State, body: Json, at: datetime) -> Change:
             "bonus_for_inviting": None,
             "metadata": None,
         },
+        retried="code" in body,
     )
-    return change
 
 
 async def invite_redeem(state: State, body: Json, at: datetime) -> Change:
@@ -399,10 +395,9 @@ async def game_record(state: State, body: Json, at: datetime) -> Change:
     if not isinstance(state_obj, dict):
         raise WriteError("state must be a JSON object")
     game_id = _id(body, f"game_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
-    if "id" in body and await _created_already(state, "games", "id", game_id):
-        return Change("game_record")
-    change = Change("game_record")
-    change.put(
+    return await _create(
+        state,
+        "game_record",
         "games",
         {
             "id": game_id,
@@ -414,8 +409,8 @@ async def game_record(state: State, body: Json, at: datetime) -> Change:
             "created_at": at,
             "updated_at": at,
         },
+        retried="id" in body,
     )
-    return change
 
 
 async def user_register(state: State, body: Json, at: datetime) -> Change:

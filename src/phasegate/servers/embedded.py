@@ -20,6 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from subprocess import Popen
+from typing import ClassVar
 
 import psycopg
 import redis
@@ -90,13 +91,63 @@ def valkey_binary() -> Path:
 
 
 @dataclass
-class EmbeddedPostgres:
-    """A Postgres server of our own; ``url`` points at its ``postgres`` database."""
+class _Embedded:
+    """A server process of our own in a workspace: started on a free port (a port
+    clash is retried), stopped, killed (a crash) and restarted on the same data."""
 
     port: int = 0
     workspace: Workspace | None = None
     proc: Popen[bytes] | None = field(default=None, repr=False)
     durable: bool = False
+    what: ClassVar[str] = "server"
+    log_name: ClassVar[str] = "server.log"
+
+    @property
+    def _log(self) -> Path:
+        assert self.workspace is not None
+        return self.workspace.path / self.log_name
+
+    def _spawn(self) -> None:
+        raise NotImplementedError
+
+    def _on_free_port(self) -> None:
+        for _attempt in range(_START_ATTEMPTS):
+            self.port = free_port()
+            try:
+                self._spawn()
+                return
+            except ServerError:
+                if "Address already in use" not in self._log.read_text(errors="replace"):
+                    self.stop()
+                    raise
+        self.stop()
+        raise ServerError(f"{self.what} found no free port in {_START_ATTEMPTS} tries")
+
+    def kill(self) -> None:
+        """SIGKILL the server and its children (a crash, not a shutdown)."""
+        if self.proc is not None:
+            kill_tree(self.proc)
+
+    def restart(self) -> None:
+        """Start again on the same data and port (Postgres runs crash recovery; a
+        durable Valkey reloads its append-only file)."""
+        self._spawn()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
+        if self.workspace is not None:
+            self.workspace.remove()
+            self.workspace = None
+
+
+@dataclass
+class EmbeddedPostgres(_Embedded):
+    """A Postgres server of our own; ``url`` points at its ``postgres`` database."""
+
+    what: ClassVar[str] = "embedded Postgres"
+    log_name: ClassVar[str] = "postgres.log"
 
     @property
     def url(self) -> str:
@@ -106,27 +157,13 @@ class EmbeddedPostgres:
         user = run_as()
         self.workspace = Workspace.create("pg", user)
         self._initdb(postgres_bin_dir(), self._data, self._log, user)
-        for _attempt in range(_START_ATTEMPTS):
-            self.port = free_port()
-            try:
-                self._spawn()
-                return self
-            except ServerError:
-                if "Address already in use" not in self._log.read_text(errors="replace"):
-                    self.stop()
-                    raise
-        self.stop()
-        raise ServerError(f"embedded Postgres found no free port in {_START_ATTEMPTS} tries")
+        self._on_free_port()
+        return self
 
     @property
     def _data(self) -> Path:
         assert self.workspace is not None
         return self.workspace.path / "data"
-
-    @property
-    def _log(self) -> Path:
-        assert self.workspace is not None
-        return self.workspace.path / "postgres.log"
 
     def _spawn(self) -> None:
         """Start the server on the data directory and port it has (also a restart).
@@ -160,15 +197,6 @@ class EmbeddedPostgres:
         )
         wait_ready(self.proc, self._answers, what="embedded Postgres", log=self._log)
 
-    def kill(self) -> None:
-        """SIGKILL the postmaster (a crash); :meth:`restart` recovers the same data."""
-        if self.proc is not None:
-            kill_tree(self.proc)
-
-    def restart(self) -> None:
-        """Start again on the same data directory and port (crash recovery runs)."""
-        self._spawn()
-
     def _initdb(self, bin_dir: Path, data: Path, log: Path, user: pwd.struct_passwd | None) -> None:
         proc = spawn(
             [
@@ -201,25 +229,15 @@ class EmbeddedPostgres:
             return False
         return True
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-        if self.workspace is not None:
-            self.workspace.remove()
-            self.workspace = None
-
 
 @dataclass
-class EmbeddedValkey:
+class EmbeddedValkey(_Embedded):
     """A Valkey (Redis-compatible) server of our own; nothing kept on disk unless
     ``durable`` (append-only file, fsync on every write, so a kill -9 loses
     nothing acknowledged and :meth:`restart` finds it all)."""
 
-    port: int = 0
-    workspace: Workspace | None = None
-    proc: Popen[bytes] | None = field(default=None, repr=False)
-    durable: bool = False
+    what: ClassVar[str] = "embedded Valkey"
+    log_name: ClassVar[str] = "valkey.log"
 
     @property
     def url(self) -> str:
@@ -227,22 +245,8 @@ class EmbeddedValkey:
 
     def start(self) -> EmbeddedValkey:
         self.workspace = Workspace.create("kv", None)
-        for _attempt in range(_START_ATTEMPTS):
-            self.port = free_port()
-            try:
-                self._spawn()
-                return self
-            except ServerError:
-                if "Address already in use" not in self._log.read_text(errors="replace"):
-                    self.stop()
-                    raise
-        self.stop()
-        raise ServerError(f"embedded Valkey found no free port in {_START_ATTEMPTS} tries")
-
-    @property
-    def _log(self) -> Path:
-        assert self.workspace is not None
-        return self.workspace.path / "valkey.log"
+        self._on_free_port()
+        return self
 
     def _spawn(self) -> None:
         assert self.workspace is not None
@@ -268,15 +272,6 @@ class EmbeddedValkey:
         )
         wait_ready(self.proc, self._answers, what="embedded Valkey", log=self._log)
 
-    def kill(self) -> None:
-        """SIGKILL the server (a crash)."""
-        if self.proc is not None:
-            kill_tree(self.proc)
-
-    def restart(self) -> None:
-        """Start again on the same directory and port; a durable server reloads its AOF."""
-        self._spawn()
-
     def _answers(self) -> bool:
         client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
         try:
@@ -286,11 +281,3 @@ class EmbeddedValkey:
         finally:
             with contextlib.suppress(Exception):
                 client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop(self.proc)
-            self.proc = None
-        if self.workspace is not None:
-            self.workspace.remove()
-            self.workspace = None
