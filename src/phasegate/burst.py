@@ -185,11 +185,15 @@ def fault(rig: Rig, kind: str) -> Iterator[None]:
         stop = threading.Event()
 
         def keep_terminating() -> None:
-            with psycopg.connect(rig.pg_url, autocommit=True) as admin:
-                database = str(admin.info.dbname)
-                while not stop.is_set():
-                    faults.terminate_backends(admin, database)
-                    stop.wait(0.02)
+            while not stop.is_set():
+                try:
+                    with psycopg.connect(rig.pg_url, autocommit=True) as admin:
+                        database = str(admin.info.dbname)
+                        while not stop.is_set():
+                            faults.terminate_backends(admin, database)
+                            stop.wait(0.02)
+                except psycopg.Error:
+                    stop.wait(0.05)  # the server is busy restarting sessions: go again
 
         killer = threading.Thread(target=keep_terminating, daemon=True)
         killer.start()

@@ -8,7 +8,9 @@
   (a Postgres postmaster and its backends, a Valkey process).
 - :func:`terminate_backends`: ``pg_terminate_backend`` on a database's sessions.
 
-Groundwork for the Phase B gate, which injects these during dual-write bursts.
+The Phase B gate (:mod:`phasegate.burst`) injects these during dual-write
+bursts, with kill -9 and restart of the embedded servers
+(:class:`~phasegate.servers.embedded.EmbeddedPostgres` ``kill``/``restart``).
 """
 
 from __future__ import annotations
@@ -117,9 +119,10 @@ class FaultProxy:
     def _pump(self, client: socket.socket, upstream: socket.socket) -> None:
         peer = {client: upstream, upstream: client}
         with selectors.DefaultSelector() as sel:
-            sel.register(client, selectors.EVENT_READ)
-            sel.register(upstream, selectors.EVENT_READ)
             try:
+                # a drop() between accept and here has closed them: nothing to pump
+                sel.register(client, selectors.EVENT_READ)
+                sel.register(upstream, selectors.EVENT_READ)
                 while not self._closed:
                     self._moving.wait()
                     for key, _ in sel.select(timeout=0.2):
@@ -131,7 +134,7 @@ class FaultProxy:
                         if not data:
                             return
                         peer[sock].sendall(data)
-            except OSError:
+            except (OSError, ValueError):
                 return
             finally:
                 with self._lock:
