@@ -516,7 +516,11 @@ def check_shadow(b: Burst, budget: float) -> CheckResult:
         )
         + f" (budget {budget:g}%)",
         bad="{n} endpoints over the divergence budget on a clean run",
-        metrics={"clean": divergence(b.clean_status), "during_faults": divergence(b.end_status)},
+        metrics={
+            "clean": divergence(b.clean_status),
+            "during_faults": divergence(b.end_status),
+            "mismatches": [m for v in shadow.values() for m in v["mismatches"]][:5],
+        },
         thresholds={"divergence_budget_percent": budget},
     )
 
