@@ -33,6 +33,10 @@ same write), one per op of :data:`phasegate.dualwrite.ops.OPS`:
 ``DELETE /api/users/{handle}``         the user and everything referencing it
 =====================================  =========================================
 
+A write answers 201 with ``written`` / ``deleted`` (``type:key`` labels) and
+``records`` (the rows written); a retry whose first attempt took effect writes
+nothing and lists what it found in ``unchanged`` / ``unchanged_records``.
+
 With ``shadow`` on, every read also reads the other store and compares
 (:mod:`phasegate.shadow`); the caller still gets the configured source's answer.
 
@@ -179,6 +183,11 @@ def create_app(
                             {k: jsonable(v) for k, v in s.record.items()}
                             for s in change.steps
                             if s.action == "put"
+                        ],
+                        # found already as this write leaves them (a retry)
+                        "unchanged": [s.label() for s in change.seen],
+                        "unchanged_records": [
+                            {k: jsonable(v) for k, v in s.record.items()} for s in change.seen
                         ],
                     },
                     status_code=201,

@@ -49,6 +49,12 @@ class Change:
 
     op: str
     steps: list[Step] = field(default_factory=list)
+    # Records the write found already as it would leave them (a retry whose first
+    # attempt took effect): not written, but what the caller can count on.
+    seen: list[Step] = field(default_factory=list, compare=False)
+
+    def see(self, type_id: str, record: Record) -> None:
+        self.seen.append(Step("put", type_id, record))
 
     def put(self, type_id: str, record: Record) -> None:
         self.steps.append(Step("put", type_id, record))

@@ -151,10 +151,12 @@ async def _create(state: State, op: str, type_id: str, record: Record, *, retrie
     change = Change(op)
     if retried:
         try:
-            if await state.one(type_id, f"{column} = %s", (record[column],)) is not None:
-                return change
+            existing = await state.one(type_id, f"{column} = %s", (record[column],))
         except StoresDownError:
-            pass
+            existing = None
+        if existing is not None:
+            change.see(type_id, existing)
+            return change
     change.put(type_id, record)
     return change
 
@@ -185,14 +187,17 @@ async def mark_thread_read(state: State, body: Json, at: datetime) -> Change:
     """``handle`` has read what ``other`` sent it; each message is rewritten as
     ``msg:{id}``, which takes precedence over its older copies."""
     reader, other = handle(body, "handle"), handle(body, "other")
-    unread = await state.rows(
+    sent = await state.rows(
         "messages",
         "LEAST(from_user, to_user) = LEAST(%s, %s) AND GREATEST(from_user, to_user) = "
-        "GREATEST(%s, %s) AND to_user = %s AND from_user = %s AND read IS NOT TRUE",
+        "GREATEST(%s, %s) AND to_user = %s AND from_user = %s",
         (reader, other, reader, other, reader, other),
     )
     change = Change("mark_thread_read")
-    for record in sorted(unread, key=lambda r: r["id"]):
+    for record in sorted(sent, key=lambda r: r["id"]):
+        if record["read"]:
+            change.see("messages", record)
+            continue
         meta = dict(record["metadata"] or {})
         meta["kv_schemes"] = sorted({*meta.get("kv_schemes", []), 2})
         change.put("messages", {**record, "read": True, "read_at": at, "metadata": meta})
@@ -237,6 +242,7 @@ async def streak_checkin(state: State, body: Json, at: datetime) -> Change:
     row = await state.one("streaks", "handle = %s", (who,))
     change = Change("streak_checkin")
     if row is not None and row["last_active"] is not None and row["last_active"] >= day:
+        change.see("streaks", row)
         return change  # already counted (a retry, or an older day)
     owned = await state.rows("achievements", "handle = %s", (who,))
     current = 1
@@ -299,6 +305,7 @@ async def invite_redeem(state: State, body: Json, at: datetime) -> Change:
         raise WriteError(f"invite {code}: no such code")
     change = Change("invite_redeem")
     if row["status"] == "used" and row["used_by"] == who:
+        change.see("invites", row)
         return change  # a retry
     if row["status"] != "available":
         raise WriteError(f"invite {code}: status is {row['status']}, not available")
@@ -320,6 +327,7 @@ async def connection_request(state: State, body: Json, at: datetime) -> Change:
     frm, to, row = await _connection(state, body)
     change = Change("connection_request")
     if row is not None:
+        change.see("connections", row)
         return change  # asked before: pending, accepted or blocked stays as it is
     message = body.get("message")
     change.put(
@@ -342,6 +350,7 @@ async def _respond(state: State, body: Json, at: datetime, status: str) -> Chang
     frm, to, row = await _connection(state, body)
     change = Change(f"connection_{'accept' if status == 'accepted' else 'block'}")
     if row is not None and row["status"] == status:
+        change.see("connections", row)
         return change  # a retry
     if status == "accepted" and (row is None or row["status"] != "pending"):
         raise WriteError(
@@ -416,7 +425,9 @@ async def game_record(state: State, body: Json, at: datetime) -> Change:
 async def user_register(state: State, body: Json, at: datetime) -> Change:
     who = handle(body, "handle")
     change = Change("user_register")
-    if await state.one("users", "handle = %s", (who,)) is not None:
+    existing = await state.one("users", "handle = %s", (who,))
+    if existing is not None:
+        change.see("users", existing)
         return change  # registered already (a retry, or taken: the profile says which)
     building = body.get("building") or "something cool"
     if not isinstance(building, str) or len(building) > 200:

@@ -256,6 +256,10 @@ def _expected(b: Burst) -> dict[str, dict[str, Any] | None]:
                 out[name] = record
             for name in answer.get("deleted", []):
                 out[name] = None
+            for name, record in zip(
+                answer.get("unchanged", []), answer.get("unchanged_records", []), strict=True
+            ):
+                out[name] = record  # a retry: its first attempt left it so
         if o.write.op == "user_delete":
             # A retry whose first attempt took effect answers "gone already" with no
             # steps; acknowledged either way, the user must be gone.
