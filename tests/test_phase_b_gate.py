@@ -50,6 +50,9 @@ def test_a_clean_dual_write_burst_passes_every_check(tmp_path: Path) -> None:
     checks, b = _gate(tmp_path, "messages", 120)
     assert all(r.passed for r in checks.values()), "\n".join(r.explain() for r in checks.values())
     durable = checks["acked-durable"].metrics
+    closed = checks["reconciled"].metrics
+    assert closed["divergence_after_percent"] == 0.0
+    assert isinstance(closed["divergence_before_percent"], float)
     assert durable["journaled"] > 0
     assert durable["write_alert"]  # faults made more than 1% of writes miss a store
     assert set(b.journal_by_fault) == set(burst.FAULTS)

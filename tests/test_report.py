@@ -81,3 +81,46 @@ def test_write_points_latest_at_the_newest_run(tmp_path: Path) -> None:
     assert first.is_dir()
     assert (tmp_path / "latest").resolve() == second.resolve()
     assert json.loads((tmp_path / "latest" / "summary.json").read_text())["run_id"] == newer.run_id
+
+
+def test_a_phase_b_run_has_a_dual_write_bursts_table() -> None:
+    """Per type: writes, journaled by side, the write alert, reconcile time, and
+    divergence before / after as percentages."""
+    durable = CheckResult(
+        "B",
+        "invites",
+        "acked-durable",
+        "pass",
+        "ok",
+        metrics={
+            "writes": 120,
+            "acknowledged": 119,
+            "journaled": 55,
+            "journaled_pg_missed": 12,
+            "journaled_kv_missed": 43,
+            "write_alert": "writes: 45.1% failed",
+            "write_failure_percent": 45.1,
+        },
+    )
+    closed = CheckResult(
+        "B",
+        "invites",
+        "reconciled",
+        "pass",
+        "ok",
+        metrics={
+            "reconcile_seconds": 0.8,
+            "journal_replayed": 7,
+            "repaired": 0,
+            "differences_after": 0,
+            "divergence_before_percent": 2.5,
+            "divergence_after_percent": 0.0,
+        },
+    )
+    summary = report.Summary("r1", "2026-11-25T00:00:00+00:00", "B", {}, (durable, closed))
+    text = report.render_markdown(summary)
+    assert "## Dual-write bursts" in text
+    assert (
+        "| invites | 120 | 119 | 55 (12 / 43) | fired (45.1% failed) | 0.8 | 7 | 0 | 0 | "
+        "2.5% / 0.0% |" in text
+    )

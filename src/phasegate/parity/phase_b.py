@@ -477,10 +477,9 @@ def check_reconciled(b: Burst, after: list[str]) -> CheckResult:
             "differences_before": sum(first.differences_before.values()),
             "differences_after": sum(second.differences_before.values()),
             "reads_compared": b.reads_compared,
-            "divergence_before_percent": divergence(b.end_status),
-            "divergence_after_percent": round(
-                100.0 * len(b.read_diffs) / max(b.reads_compared, 1), 2
-            ),
+            "divergence_before_percent": percent(len(b.read_diffs_before), b.reads_compared),
+            "divergence_after_percent": percent(len(b.read_diffs), b.reads_compared),
+            "diverged_before_examples": b.read_diffs_before[:3],
         },
     )
 
