@@ -68,13 +68,13 @@ def main() -> None:
             entries = list(rig.journal.entries())
             sides = Counter(e.failed for e in entries)
             pending = len(rig.journal.pending())
-            before, n = asyncio.run(phase_b.read_paths(rig, reads))
+            before, n = asyncio.run(phase_b.read_paths(rig.pg_url, rig.kv_url, reads))
             kv = connect_kv(rig.kv_url)
             with rig.conn() as pg:
                 first = reconcile(kv, pg, rig.journal)
                 second = reconcile(kv, pg, rig.journal)
             kv.close()
-            after, _ = asyncio.run(phase_b.read_paths(rig, reads))
+            after, _ = asyncio.run(phase_b.read_paths(rig.pg_url, rig.kv_url, reads))
     acked = sum(o.acked for o in outcomes)
     print()
     print(

@@ -235,8 +235,7 @@ class DualWriteMachine(RuleBasedStateMachine):
                 ("user_by_handle", {"handle": h}),
             )
         ] + [("board_feed", {"limit": 50}), ("streak_leaderboard", {"limit": 50})]
-        rig = _Urls(self.stores.pg_url, self.stores.kv_url)
-        diffs, _n = asyncio.run(phase_b.read_paths(rig, reads))  # type: ignore[arg-type]
+        diffs, _n = asyncio.run(phase_b.read_paths(self.stores.pg_url, self.stores.kv_url, reads))
         assert diffs == []
 
     def teardown(self) -> None:
@@ -246,11 +245,6 @@ class DualWriteMachine(RuleBasedStateMachine):
             self.loop.run_until_complete(self.kv.aclose())
             self.loop.run_until_complete(self.pool.close())
             self.loop.close()
-
-
-class _Urls:
-    def __init__(self, pg_url: str, kv_url: str) -> None:
-        self.pg_url, self.kv_url = pg_url, kv_url
 
 
 def test_random_writes_and_faults_reconcile_to_agreement(stores: Stores) -> None:

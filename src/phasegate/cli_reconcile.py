@@ -21,6 +21,7 @@ from rich.table import Table
 
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.journal import Journal
+from phasegate.mappings import TYPE_IDS
 from phasegate.parity.postgres import AllowList
 from phasegate.reconcile import Reconciled, reconcile
 from phasegate.settings import Settings, redact_url
@@ -68,8 +69,6 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     journal = Journal(args.journal) if args.journal.exists() else None
     if journal is None:
         console.print(f"[yellow]no journal at {args.journal}: nothing to replay[/]")
-    from phasegate.mappings import TYPE_IDS
-
     types = args.types or TYPE_IDS
     console.print(
         f"reconciling {redact_url(settings.kv_url)} -> {redact_url(settings.pg_url)}"

@@ -23,10 +23,9 @@ from typing import Any
 
 import psycopg
 import redis
-from psycopg import sql
 
 from phasegate.dualwrite import kvexec, kvplan
-from phasegate.dualwrite.change import Change, label, upsert_sql
+from phasegate.dualwrite.change import Change, key_where, label, select_sql, upsert_sql
 from phasegate.dualwrite.writer import replay_journal
 from phasegate.journal import Journal
 from phasegate.mappings import MAPPINGS
@@ -205,9 +204,7 @@ def _rows_change(pg: PgConn, type_id: str, key: RecordKey) -> Change:
             for record in _select(pg, t, where, (key[0],)):
                 change.put(t, record)
         return change
-    mapping = MAPPINGS[type_id]
-    where = " AND ".join(f"{c} = %s" for c in mapping.key_columns)
-    for record in _select(pg, type_id, where, tuple(key)):
+    for record in _select(pg, type_id, key_where(MAPPINGS[type_id]), tuple(key)):
         change.put(type_id, record)
     if type_id == "streaks":
         for record in _select(pg, "achievements", "handle = %s", (key[0],)):
@@ -217,8 +214,4 @@ def _rows_change(pg: PgConn, type_id: str, key: RecordKey) -> Change:
 
 def _select(pg: PgConn, type_id: str, where: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
     mapping = MAPPINGS[type_id]
-    query = sql.SQL("SELECT {} FROM {} WHERE ").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
-        sql.Identifier(mapping.table),
-    ) + sql.SQL(where)
-    return [mapping.from_row(row) for row in pg.execute(query, params)]
+    return [mapping.from_row(row) for row in pg.execute(select_sql(mapping, where), params)]

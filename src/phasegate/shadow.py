@@ -6,8 +6,9 @@ KV and Postgres to the same JSON through the mappings). A difference is first
 difference that is still there counts, so in-flight writes are not divergence.
 Divergence is kept per endpoint over a sliding window of comparisons; an
 endpoint whose rate passes the budget (default 5%, the spec's) raises an alert.
-The caller always gets the primary's answer, on time: rechecks run in the
-background and a failure of the secondary is recorded, never raised.
+The caller always gets the primary's answer, on time: the secondary read, the
+comparison and the recheck run in the background, and a failure of the
+secondary is recorded, never raised.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,30 +105,44 @@ class Shadow:
         self._pending: set[asyncio.Task[None]] = set()
 
     async def read(self, endpoint: Endpoint, params: Params) -> list[Json]:
-        """The primary's answer; the comparison never changes or delays it."""
+        """The primary's answer, as soon as it has it: the secondary is read and
+        compared in the background, so it neither changes nor delays the answer."""
         answer = await self.primary(endpoint, params)
+        self._background(self._compare(endpoint, dict(params), answer))
+        return answer
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _secondary(self, endpoint: Endpoint, params: Params) -> list[Json] | None:
+        """The secondary's answer, or None (counted) when it fails or is late."""
         try:
-            other = await within(
+            return await within(
                 self.secondary(endpoint, params), self.secondary_timeout_s, "the secondary"
             )
         except Exception:
             self.secondary_errors[endpoint.name] = self.secondary_errors.get(endpoint.name, 0) + 1
-            return answer
+            return None
+
+    async def _compare(self, endpoint: Endpoint, params: Params, answer: list[Json]) -> None:
+        other = await self._secondary(endpoint, params)
+        if other is None:
+            return
         if first_difference(answer, other) is None:
             self._window(endpoint).add(False)
         else:
-            task = asyncio.create_task(self._recheck(endpoint, dict(params)))
-            self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
-        return answer
+            self._background(self._recheck(endpoint, params))
 
     async def _recheck(self, endpoint: Endpoint, params: Params) -> None:
         await asyncio.sleep(self.recheck_delay_s)
         try:
             answer = await self.primary(endpoint, params)
-            other = await self.secondary(endpoint, params)
         except Exception:
-            self.secondary_errors[endpoint.name] = self.secondary_errors.get(endpoint.name, 0) + 1
+            return  # the primary's own failure is the caller's business, not divergence
+        other = await self._secondary(endpoint, params)
+        if other is None:
             return
         diff = first_difference(answer, other)
         self._window(endpoint).add(diff is not None)

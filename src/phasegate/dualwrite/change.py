@@ -137,13 +137,25 @@ def upsert_sql(mapping: Mapping) -> sql.Composed:
     )
 
 
+def select_sql(mapping: Mapping, where: str) -> sql.Composed:
+    """``SELECT <the mapping's columns> FROM <its table> WHERE <where>`` (rows for
+    :meth:`Mapping.from_row`); ``where`` is literal SQL of the caller's, with ``%s``."""
+    return sql.SQL("SELECT {} FROM {} WHERE {}").format(
+        sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
+        sql.Identifier(mapping.table),
+        sql.SQL(where),
+    )
+
+
+def key_where(mapping: Mapping) -> str:
+    """``k1 = %s AND k2 = %s`` over the record key columns."""
+    return " AND ".join(f"{c} = %s" for c in mapping.key_columns)
+
+
 def delete_sql(mapping: Mapping) -> sql.Composed:
     return sql.SQL("DELETE FROM {} WHERE {}").format(
         sql.Identifier(mapping.table),
-        sql.SQL(" AND ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(c), sql.Placeholder())
-            for c in mapping.key_columns
-        ),
+        sql.SQL(key_where(mapping)),
     )
 
 

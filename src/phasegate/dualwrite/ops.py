@@ -21,11 +21,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from phasegate.deadline import within
-from phasegate.dualwrite.change import Change
+from phasegate.dualwrite.change import Change, select_sql
 from phasegate.handles import canonical_handle
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS
@@ -64,10 +63,7 @@ class State:
                 "may be stale: nothing was written (retry)"
             )
         mapping = MAPPINGS[type_id]
-        query = sql.SQL("SELECT {} FROM {} WHERE ").format(
-            sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
-            sql.Identifier(mapping.table),
-        ) + sql.SQL(where)
+        query = select_sql(mapping, where)
 
         async def fetch() -> list[Record]:
             async with self.pool.connection(timeout=self.timeout_s) as conn:

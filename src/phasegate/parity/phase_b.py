@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -31,13 +32,12 @@ from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from phasegate import burst
 from phasegate.app.reads import ENDPOINTS, KvReads, PgReads, jsonable
 from phasegate.burst import Outcome, Rig, Workload
-from phasegate.dualwrite.change import label
+from phasegate.dualwrite.change import key_where, label, select_sql
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
@@ -121,17 +121,21 @@ def reconcile_and_compare(rig: Rig, b: Burst) -> None:
             b.second = reconcile(kv, pg, rig.journal)
     finally:
         kv.close()
-    b.read_diffs, b.reads_compared = asyncio.run(read_paths(rig, b.workload.reads))
+    b.read_diffs, b.reads_compared = asyncio.run(
+        read_paths(rig.pg_url, rig.kv_url, b.workload.reads)
+    )
 
 
-async def read_paths(rig: Rig, reads: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], int]:
+async def read_paths(
+    pg_url: str, kv_url: str, reads: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[str], int]:
     """Each read request answered from KV and from Postgres: the differences."""
     catalog = load_catalog()
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        rig.pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
+        pg_url, min_size=1, max_size=4, kwargs={"autocommit": True}, open=False
     )
     await pool.open(wait=True, timeout=30)
-    kv = aioredis.Redis.from_url(rig.kv_url)
+    kv = aioredis.Redis.from_url(kv_url)
     try:
         from_kv, from_pg = KvReads(kv, catalog), PgReads(pool, catalog)
         diffs = []
@@ -153,7 +157,7 @@ def judge(rig: Rig, b: Burst, *, divergence_budget_percent: float) -> list[Check
     """The five Phase B checks of one burst (reconciles as part of it)."""
     before = durability(rig, b, after_reconcile=False)
     idempotent = idempotence(rig, b)
-    b.read_diffs_before, _n = asyncio.run(read_paths(rig, b.workload.reads))
+    b.read_diffs_before, _n = asyncio.run(read_paths(rig.pg_url, rig.kv_url, b.workload.reads))
     reconcile_and_compare(rig, b)
     after = durability(rig, b, after_reconcile=True)
     return [
@@ -271,14 +275,7 @@ def pg_record(pg: Any, label: str) -> dict[str, Any] | None:
     type_id, _, key = label.partition(":")
     mapping = MAPPINGS[type_id]
     parts = key.split("|") if len(mapping.key_columns) > 1 else [key]
-    query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        sql.SQL(", ").join(sql.Identifier(c) for c in mapping.column_names),
-        sql.Identifier(mapping.table),
-        sql.SQL(" AND ").join(
-            sql.SQL("{} = %s").format(sql.Identifier(c)) for c in mapping.key_columns
-        ),
-    )
-    row = pg.execute(query, parts).fetchone()
+    row = pg.execute(select_sql(mapping, key_where(mapping)), parts).fetchone()
     return None if row is None else {k: jsonable(v) for k, v in mapping.from_row(row).items()}
 
 
@@ -382,7 +379,7 @@ def idempotence(rig: Rig, b: Burst) -> list[str]:
                 )
         if b.type_id == "streaks":
             problems += _streak_counts(pg, b)
-    problems += asyncio.run(_kv_list_duplicates(rig, b))
+    problems += _kv_list_duplicates(rig, b)
     return problems
 
 
@@ -412,9 +409,9 @@ def _streak_counts(pg: Any, b: Burst) -> list[str]:
     return out
 
 
-async def _kv_list_duplicates(rig: Rig, b: Burst) -> list[str]:
-    """An id listed twice in an index list (inbox, thread, board feed) is a
-    duplicate the app would show twice."""
+def _kv_list_duplicates(rig: Rig, b: Burst) -> list[str]:
+    """An id listed twice in an index list (inbox, outbox, board category or
+    author) is a duplicate the app would show twice."""
     lists = set()
     for o in b.outcomes:
         for record in o.answer.get("records", []):
@@ -422,19 +419,21 @@ async def _kv_list_duplicates(rig: Rig, b: Burst) -> list[str]:
                 lists |= {f"inbox:{record['to_user']}", f"outbox:{record['from_user']}"}
             elif b.type_id == "board":
                 lists |= {f"board:category:{record['category']}", f"board:user:{record['author']}"}
-    kv = aioredis.Redis.from_url(rig.kv_url)
-    out = []
+    kv = connect_kv(rig.kv_url)
     try:
-        for name in sorted(lists):
-            ids = cast(list[bytes], await kv.lrange(name, 0, -1))
-            seen: set[bytes] = set()
-            for i in ids:
-                if i in seen:
-                    out.append(f"{b.type_id}: {name} lists {i.decode()} twice")
-                seen.add(i)
+        with kv.pipeline(transaction=False) as pipe:
+            names = sorted(lists)
+            for name in names:
+                pipe.lrange(name, 0, -1)
+            contents = cast(list[list[bytes]], pipe.execute())
     finally:
-        await kv.aclose()
-    return out
+        kv.close()
+    return [
+        f"{b.type_id}: {name} lists {element.decode()} {count} times"
+        for name, ids in zip(names, contents, strict=True)
+        for element, count in sorted(Counter(ids).items())
+        if count > 1
+    ]
 
 
 # --- reconcile and shadow -----------------------------------------------------
