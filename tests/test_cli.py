@@ -88,8 +88,7 @@ def test_unreachable_server_error_hides_the_password(capsys: pytest.CaptureFixtu
     """A connection error names the server with its password redacted."""
     code, _out, err = run(capsys, "inventory", "--kv-url", "redis://app:s3cret@127.0.0.1:1/0")
     assert code == 2
-    assert "cannot reach Redis" in err
-    assert "app:***@127.0.0.1:1" in err
+    assert "cannot reach Redis at 127.0.0.1:1/0" in err
     assert "s3cret" not in err
 
 

@@ -134,7 +134,7 @@ def open_rig(
             "--journal",
             str(journal_path),
             "--shadow",
-            "--store-timeout",
+            "--write-timeout",
             str(STORE_TIMEOUT_S),
             "--divergence-budget-percent",
             str(divergence_budget_percent),

@@ -64,7 +64,7 @@ def add_parsers(
         "endpoint (GET /_phasegate/status); callers still get the configured source",
     )
     serve.add_argument(
-        "--store-timeout",
+        "--write-timeout",
         type=float,
         default=2.0,
         metavar="S",
@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         shadow=args.shadow,
         divergence_budget_percent=settings.divergence_budget_percent,
         write_failure_budget_percent=settings.write_failure_budget_percent,
-        store_timeout_s=args.store_timeout,
+        store_timeout_s=args.write_timeout,
         defects=frozenset(args.inject_defect),
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)

@@ -1,7 +1,9 @@
 """Errors that say what failed, what was checked, and how to fix it.
 
-The CLI catches :class:`PhasegateError` in one place and exits with its code:
-0 pass, 1 gate failed, 2 usage or environment error.
+The CLI catches :class:`PhasegateError` in one place and exits with its code,
+and the pytest plugin maps a run to the same codes: 0 pass, 1 gate failed,
+2 usage or environment error, 3 inconclusive (nothing to judge: empty stores,
+too few requests).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_GATE_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INCONCLUSIVE = 3
 
 
 class PhasegateError(Exception):
@@ -31,3 +34,11 @@ class UsageError(PhasegateError):
 
 class ServerError(PhasegateError):
     """A server could not be started or reached; says what was tried."""
+
+
+class PermissionRefusedError(ServerError):
+    """A store answered but refused an operation to this user or role."""
+
+
+class StoreTimeoutError(ServerError):
+    """A store did not answer an operation within the store timeout."""

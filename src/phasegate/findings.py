@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from phasegate.redact import mask_fields
+
 
 class Severity(StrEnum):
     ERROR = "error"  # the data cannot be migrated as it is: fails the gate
@@ -35,6 +37,8 @@ KINDS: dict[str, Severity] = {
     "one_sided": Severity.WARNING,
     # an index key disagrees with the record it points at
     "index_mismatch": Severity.WARNING,
+    # decodes, but unlikely as it is (a 1970 timestamp, a handle with spaces): migrated as is
+    "implausible_value": Severity.WARNING,
     # several spellings of one handle folded into one canonical handle
     "merged_spellings": Severity.INFO,
     # an id in an index list whose record is gone (weekly cleanup): not data loss
@@ -67,11 +71,15 @@ class Finding:
 
 
 def excerpt(value: object, limit: int = 200) -> str:
-    """A printable, bounded excerpt of a raw KV value (bytes are escaped).
+    """A printable, bounded excerpt of a raw KV value (bytes are escaped, the
+    values of fields named like secrets masked).
 
     >>> excerpt(b'{"a":\\xff}')
     '{"a":\\\\xff}'
+    >>> excerpt({b"username": b"al", b"recoveryKey": b"k1"})
+    "{b'username': b'al', b'recoveryKey': '***'}"
     """
+    value = mask_fields(value)
     text = value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else repr(value)
     text = text.replace("\x00", "\\x00")
     return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"

@@ -17,6 +17,9 @@ from typing import Any, cast
 
 import redis
 
+from phasegate.errors import PermissionRefusedError
+from phasegate.stores import kv_errors, permission_refused
+
 # A raw Redis value: STRING bytes, HASH dict, LIST list, SET set, ZSET pairs.
 RawValue = bytes | dict[bytes, bytes] | list[bytes] | set[bytes] | list[tuple[bytes, float]]
 
@@ -32,6 +35,7 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+_COMMAND = {"hash": "HGETALL", "list": "LRANGE", "set": "SMEMBERS", "zset": "ZRANGE"}
 _PER_KEY = {
     "hash": lambda p, k: p.hgetall(k),
     "list": lambda p, k: p.lrange(k, 0, -1),
@@ -69,7 +73,8 @@ def scan_keys(
     """Batches of key names, by SCAN cursor (optionally of one Redis TYPE)."""
     cursor = 0
     while True:
-        cursor, keys = client.scan(cursor, match=match, count=batch, _type=rtype)
+        with kv_errors(client, "SCAN" + (f" TYPE {rtype}" if rtype else "")):
+            cursor, keys = client.scan(cursor, match=match, count=batch, _type=rtype)
         if keys:
             yield cast(list[bytes], keys)
         if cursor == 0:
@@ -84,24 +89,36 @@ class _Reader:
         self.scripts = True
 
     def read(self, rtype: str, keys: Sequence[bytes]) -> list[Any]:
+        first = key_text(keys[0])
         if rtype == "string":
-            return list(self.client.mget(keys))
+            with kv_errors(self.client, "MGET", f"{first} and {len(keys) - 1} more keys"):
+                return list(self.client.mget(keys))
         if self.scripts:
             try:
-                replies = self.client.execute_command(  # type: ignore[no-untyped-call]
-                    "EVAL_RO", _BULK_READ, len(keys), *keys, rtype
-                )
+                with kv_errors(self.client, "EVAL_RO", first):
+                    replies = self.client.execute_command(  # type: ignore[no-untyped-call]
+                        "EVAL_RO", _BULK_READ, len(keys), *keys, rtype
+                    )
                 return [_shape(rtype, r) for r in replies]
             except redis.ResponseError as exc:
                 if "WRONGTYPE" not in str(exc):  # scripts unavailable here: stop trying
                     self.scripts = False
+            except PermissionRefusedError:
+                self.scripts = False  # scripts refused to this user: read key by key
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.type(key)
             _PER_KEY[rtype](pipe, key)
-        replies = pipe.execute(raise_on_error=False)
+        with kv_errors(self.client, f"TYPE and {_COMMAND[rtype]}", first):
+            replies = pipe.execute(raise_on_error=False)
         out: list[Any] = []
-        for actual, value in zip(replies[::2], replies[1::2], strict=True):
+        pairs = zip(keys, replies[::2], replies[1::2], strict=True)
+        for key, actual, value in pairs:
+            for reply, command in ((actual, "TYPE"), (value, _COMMAND[rtype])):
+                if isinstance(reply, redis.exceptions.NoPermissionError):
+                    raise permission_refused(self.client, command, key_text(key), reply)
+                if isinstance(reply, Exception):
+                    raise reply
             out.append(value if actual.decode() == rtype else None)  # type changed: skip
         return out
 
@@ -129,7 +146,8 @@ def read_entries(
     Keys that vanish between SCAN and read are skipped (they no longer exist).
     """
     reader = _Reader(client)
-    size_before = client.dbsize()
+    with kv_errors(client, "DBSIZE"):
+        size_before = client.dbsize()
     seen = 0
     for rtype in TYPES:
         for keys in scan_keys(client, match, batch, rtype):
@@ -147,7 +165,9 @@ def read_entries(
                     yield KvEntry(name, rtype, None)
             if on_batch is not None:
                 on_batch(len(keys))
-    if match is None and seen < min(size_before, client.dbsize()):
+    with kv_errors(client, "DBSIZE"):
+        size_after = client.dbsize()
+    if match is None and seen < min(size_before, size_after):
         yield from _other_types(client, batch)
 
 
@@ -157,7 +177,9 @@ def _other_types(client: redis.Redis, batch: int) -> Iterator[KvEntry]:
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.type(key)
-        for key, rtype in zip(keys, pipe.execute(), strict=True):
+        with kv_errors(client, "TYPE", key_text(keys[0])):
+            types = pipe.execute()
+        for key, rtype in zip(keys, types, strict=True):
             name = rtype.decode()
             if name not in TYPES and name != "none":
                 yield KvEntry(key_text(key), name, None)

@@ -2,22 +2,41 @@
 
 Every setting is a pytest option too (``pytest --phase=A --kv-url ...``), with
 the same precedence as the CLI. ``--phase X`` runs the checks that must pass
-to leave phase X; tests marked for another phase are skipped with a reason.
+to leave phase X: gate tests marked for another phase are skipped with a reason
+(so the report shows them), and the library's own tests are deselected (they
+run when no ``--phase`` is given, always on the sandbox, never on the targets).
+
+The run's exit code is the gate's, as for the CLI: 0 pass, 1 a check failed,
+2 usage or environment error (a store unreachable, a permission refused, the
+gate deadline passed), 3 inconclusive (nothing to judge).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-from collections.abc import Callable, Iterator
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 
 import pytest
 import redis
 
 from phasegate import report
+from phasegate.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    EXIT_USAGE,
+    PhasegateError,
+    UsageError,
+)
 from phasegate.parity.result import CheckResult
 from phasegate.plans import PLAN_SCALE
+from phasegate.redact import redact
 from phasegate.servers import Sandbox, open_sandbox, scratch_database, scratch_kv
 from phasegate.settings import PHASES, SETTINGS, Settings, redact_url, resolve
 from phasegate.stores import connect_kv
@@ -57,12 +76,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "the sandbox, so it runs the same whatever the sandbox is",
     )
     flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS}
-    config.stash[_SETTINGS] = resolve(flags)
+    try:
+        config.stash[_SETTINGS] = resolve(flags)
+    except UsageError as exc:
+        pytest.exit(f"phasegate: {exc}", returncode=EXIT_USAGE)
     config.pluginmanager.register(GateReporter(config), "phasegate-reporter")
 
 
 _SETTINGS = pytest.StashKey[Settings]()
 RESULT_PROPERTY = "phasegate_result"
+ERROR_PROPERTY = "phasegate_error"
+# Fixtures that hand a test the *target* stores when --kv-url/--pg-url are given:
+# only gate tests may use them; the library's own tests use the sandbox.
+TARGET_FIXTURES = frozenset({"phase_a", "plan_db", "load_run", "shape_schema"})
 
 
 def settings_of(config: pytest.Config) -> Settings:
@@ -90,9 +116,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     phase = settings_of(config).phase
+    library: list[pytest.Item] = []
     for item in items:
         marker = item.get_closest_marker("phase")
         if marker is None:
+            used = TARGET_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+            if used:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: only gate tests (@pytest.mark.phase) may use the target "
+                    f"fixture(s) {', '.join(sorted(used))}; library tests use the sandbox"
+                )
+            library.append(item)
             continue
         wanted = marker.args[0] if marker.args else None
         if wanted not in PHASES:
@@ -101,6 +135,45 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(
                 pytest.mark.skip(reason=f"phase {wanted} check; run with --phase={wanted}")
             )
+    if phase is not None and library:
+        # --phase runs the gate only: the library's own tests are for development
+        config.hook.pytest_deselected(items=library)
+        keep = set(map(id, library))
+        items[:] = [item for item in items if id(item) not in keep]
+        config.stash[_DESELECTED] = len(library)
+
+
+_DESELECTED = pytest.StashKey[int]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """An environment error (store unreachable, permission refused, timeout) is one
+    line naming the store, not a traceback; no report carries a secret."""
+    rep = yield
+    error = call.excinfo.value if call.excinfo is not None else None
+    if isinstance(error, PhasegateError):
+        message = redact(str(error))
+        rep.longrepr = f"phasegate: {message}"
+        rep.user_properties.append((ERROR_PROPERTY, message.splitlines()[0]))
+    elif rep.failed and rep.longrepr is not None:
+        text = str(rep.longrepr)
+        if redact(text) != text:
+            rep.longrepr = redact(text)
+    return rep
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    deselected = config.stash.get(_DESELECTED, 0)
+    if not deselected:
+        return []
+    phase = settings_of(config).phase
+    return [
+        f"phasegate: --phase={phase} runs the phase {phase} gate only; {deselected} library "
+        "tests deselected (they run without --phase, on the sandbox)"
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -150,6 +223,18 @@ def record_check(request: pytest.FixtureRequest) -> Callable[[CheckResult], None
     return record
 
 
+def conclude(result: CheckResult) -> None:
+    """End a gate test by its check's status: skip (not applicable), inconclusive
+    (shown as a skip whose reason starts INCONCLUSIVE; the run exits 3), or an
+    assertion that it passed."""
+    __tracebackhide__ = True
+    if result.status == "skip":
+        pytest.skip(result.message)
+    if result.status == "inconclusive":
+        pytest.skip(f"INCONCLUSIVE: {result.type_id}/{result.check}: {result.message}")
+    assert result.passed, result.explain()
+
+
 class GateReporter:
     """Collects gate results from test reports (on the xdist controller too) and
     writes the run's report at the end of the session."""
@@ -158,13 +243,36 @@ class GateReporter:
         self.config = config
         self.results = report.GateResults()
         self.written = ""
+        self.deadline: threading.Timer | None = None
+        self.deadline_passed = False
+
+    @property
+    def is_controller(self) -> bool:
+        return not hasattr(self.config, "workerinput")
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        s = settings_of(self.config)
+        if s.phase is not None and self.is_controller:
+            self.deadline = threading.Timer(s.gate_timeout, self._deadline_passed)
+            self.deadline.daemon = True
+            self.deadline.start()
+
+    def _deadline_passed(self) -> None:
+        self.deadline_passed = True
+        seconds = settings_of(self.config).gate_timeout
+        sys.stderr.write(f"\nphasegate: the gate deadline ({seconds:g} s) passed: stopping\n")
+        os.kill(os.getpid(), signal.SIGINT)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if "phase" not in report.keywords:
             return
-        got = [json.loads(str(v)) for name, v in report.user_properties if name == RESULT_PROPERTY]
+        props = report.user_properties
+        got = [json.loads(str(v)) for name, v in props if name == RESULT_PROPERTY]
+        environment = [str(v) for name, v in props if name == ERROR_PROPERTY]
         collector = self.results
-        if report.when == "call":
+        if environment:
+            collector.errors.append((report.nodeid, environment[0]))
+        elif report.when == "call":
             collector.results.extend(CheckResult.from_dict(r) for r in got)
             if report.failed and not got:
                 collector.errors.append((report.nodeid, _short(report)))
@@ -175,10 +283,22 @@ class GateReporter:
         elif report.failed:
             collector.errors.append((report.nodeid, _short(report)))
 
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if hasattr(self.config, "workerinput") or not self.results.has_gate_activity:
+        if self.deadline is not None:
+            self.deadline.cancel()
+        if not self.is_controller:
             return  # xdist workers send their reports to the controller, which writes
         s = settings_of(self.config)
+        if self.deadline_passed:
+            self.results.errors.append(
+                ("(session)", f"the gate deadline of {s.gate_timeout:g} s passed (--gate-timeout)")
+            )
+        if not self.results.has_gate_activity:
+            if s.phase is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+                self.written = f"no phase {s.phase} gate check was selected (check -k and paths)"
+                session.exitstatus = EXIT_USAGE
+            return
         summary = report.Summary(
             run_id=report.new_run_id(),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -197,6 +317,7 @@ class GateReporter:
         )
         folder = report.write(summary, s.reports_dir)
         self.written = f"{folder}/report.md (verdict {summary.verdict})"
+        session.exitstatus = _exit_status(int(session.exitstatus), summary.verdict, s.phase)
 
     def _plan_context(self, s: Settings) -> dict[str, str]:
         checks = {r.check for r in self.results.results}
@@ -212,6 +333,27 @@ class GateReporter:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.written:
             terminalreporter.write_line(f"phasegate report: {self.written}")
+
+
+def _exit_status(pytest_status: int, verdict: str, phase: str | None) -> int:
+    """The run's exit code from the gate verdict, the same codes as the CLI's.
+
+    Without --phase the library's own tests ran too: their failures keep 1.
+    """
+    by_verdict = {
+        "pass": EXIT_OK,
+        "fail": EXIT_GATE_FAILED,
+        "error": EXIT_USAGE,
+        "inconclusive": EXIT_INCONCLUSIVE,
+    }
+    gate = by_verdict[verdict]
+    if pytest_status == pytest.ExitCode.INTERRUPTED:
+        return EXIT_USAGE
+    if phase is None and pytest_status == pytest.ExitCode.TESTS_FAILED and gate != EXIT_USAGE:
+        return EXIT_GATE_FAILED
+    if pytest_status == pytest.ExitCode.INTERNAL_ERROR:
+        return EXIT_USAGE
+    return gate
 
 
 def _short(report: pytest.TestReport) -> str:

@@ -24,7 +24,7 @@ from phasegate.parity.phase_b import CHECKS as BURST_CHECKS
 from phasegate.parity.result import CheckResult
 
 SCHEMA_VERSION = 1
-_MARK = {"pass": "pass", "fail": "**FAIL**", "skip": "skip"}
+_MARK = {"pass": "pass", "fail": "**FAIL**", "skip": "skip", "inconclusive": "*inconclusive*"}
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,17 @@ class Summary:
 
     @property
     def verdict(self) -> str:
-        if self.errors or any(r.status == "fail" for r in self.results):
+        """fail (a check failed), error (a check could not run: a store unreachable,
+        a permission refused), inconclusive (a check had nothing to judge, or none
+        ran), else pass. The exit code follows it."""
+        statuses = {r.status for r in self.results}
+        if "fail" in statuses:
             return "fail"
-        return "pass" if any(r.status == "pass" for r in self.results) else "skip"
+        if self.errors:
+            return "error"
+        if "inconclusive" in statuses or "pass" not in statuses:
+            return "inconclusive"
+        return "pass"
 
     def by_phase(self) -> dict[str, dict[str, dict[str, CheckResult]]]:
         out: dict[str, dict[str, dict[str, CheckResult]]] = {}
@@ -80,7 +88,10 @@ class Summary:
 
 def _verdict(statuses: Iterable[str]) -> str:
     seen = set(statuses)
-    return "fail" if "fail" in seen else "pass" if "pass" in seen else "skip"
+    for worst in ("fail", "inconclusive", "pass"):
+        if worst in seen:
+            return worst
+    return "skip"
 
 
 def _check_dict(r: CheckResult) -> dict[str, Any]:
@@ -126,9 +137,14 @@ def render_markdown(summary: Summary) -> str:
             lines.append(f"- **{r.type_id} / {r.check}**: {r.message}")
             lines.extend(f"  - `{d}`" for d in r.details)
         lines.append("")
+    inconclusive = [r for r in summary.results if r.status == "inconclusive"]
+    if inconclusive:
+        lines += ["## Inconclusive (nothing to judge)", ""]
+        lines.extend(f"- **{r.type_id} / {r.check}**: {r.message}" for r in inconclusive)
+        lines.append("")
     if summary.errors:
         lines += ["## Errors (no verdict)", ""]
-        lines.extend(f"- `{t}`: {m}" for t, m in summary.errors)
+        lines.extend(_grouped_errors(summary.errors))
         lines.append("")
     skipped = [r for r in summary.results if r.status == "skip"]
     if skipped:
@@ -139,6 +155,20 @@ def render_markdown(summary: Summary) -> str:
         lines.append(f"{len(summary.phase_skips)} checks of other phases were skipped.")
         lines.append("")
     return "\n".join(lines)
+
+
+def _grouped_errors(errors: Iterable[tuple[str, str]]) -> list[str]:
+    """One line per cause: a store that went away breaks every check the same way."""
+    by_message: dict[str, list[str]] = {}
+    for test, message in errors:
+        by_message.setdefault(message, []).append(test)
+    lines = []
+    for message, tests in by_message.items():
+        if len(tests) == 1:
+            lines.append(f"- `{tests[0]}`: {message}")
+        else:
+            lines.append(f"- {len(tests)} checks (first `{tests[0]}`): {message}")
+    return lines
 
 
 def _bursts_section(results: Iterable[CheckResult]) -> list[str]:

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from phasegate.errors import UsageError
+from phasegate.redact import SecretUrl, redact
+from phasegate.urls import check_http_url, check_kv_url, check_pg_url
 
 PHASES = ("A", "B", "C", "D")
 SCALES = ("now", "6mo", "12mo")
@@ -73,10 +75,22 @@ def _duration(raw: str) -> str:
     return value
 
 
-def _url(raw: str) -> str:
-    value = raw.strip()
-    if "://" not in value:
-        raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+def _kv_url(raw: str) -> SecretUrl:
+    return SecretUrl(check_kv_url(raw))
+
+
+def _pg_url(raw: str) -> SecretUrl:
+    return SecretUrl(check_pg_url(raw))
+
+
+def _http_url(raw: str) -> SecretUrl:
+    return SecretUrl(check_http_url(raw))
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a number of seconds above 0")
     return value
 
 
@@ -105,19 +119,19 @@ class Setting:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("kv_url", None, _url, "Target Redis/Upstash KV to verify (read only).", "URL"),
-    Setting("pg_url", None, _url, "Target Postgres to verify (read only).", "URL"),
+    Setting("kv_url", None, _kv_url, "Target Redis/Upstash KV to verify (read only).", "URL"),
+    Setting("pg_url", None, _pg_url, "Target Postgres to verify (read only).", "URL"),
     Setting(
         "sandbox_kv_url",
         None,
-        _url,
+        _kv_url,
         "Redis server for scratch stores (one DB per worker); default: embedded Valkey.",
         "URL",
     ),
     Setting(
         "sandbox_pg_url",
         None,
-        _url,
+        _pg_url,
         "Postgres server for scratch databases; default: embedded Postgres.",
         "URL",
     ),
@@ -187,7 +201,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "load_host",
         None,
-        _url,
+        _http_url,
         "Load: an HTTP base URL to load instead of the reference service (the real app).",
         "URL",
     ),
@@ -211,6 +225,21 @@ SETTINGS: tuple[Setting, ...] = (
         _positive,
         "Phase B: app writes per data type in the gate's fault burst.",
         "N",
+    ),
+    Setting(
+        "store_timeout",
+        30.0,
+        _seconds,
+        "Seconds one store operation may take (a read, a batch of a stream) before the "
+        "store counts as not answering.",
+        "S",
+    ),
+    Setting(
+        "gate_timeout",
+        3600.0,
+        _seconds,
+        "Seconds a whole gate run (pytest --phase=X) may take before it stops as an error.",
+        "S",
     ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
 )
@@ -246,6 +275,8 @@ class Settings:
     divergence_budget_percent: float
     write_failure_budget_percent: float
     burst_writes: int
+    store_timeout: float
+    gate_timeout: float
     reports_dir: str
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
@@ -320,18 +351,15 @@ def resolve(
     return Settings(**values, sources=sources)
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/]*):(?P<pw>[^@/]*)@", re.I)
-
-
 def redact_url(text: str) -> str:
-    """Hide the password of every URL in ``text``.
+    """Hide every secret of every URL in ``text`` (see :func:`phasegate.redact.redact`).
 
     >>> redact_url("redis://default:s3cret@kv.upstash.io:6379")
     'redis://default:***@kv.upstash.io:6379'
     >>> redact_url("redis://:s3cret@host/0")
     'redis://:***@host/0'
     """
-    return _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return redact(text)
 
 
 def settings_table() -> str:

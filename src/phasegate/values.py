@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -48,6 +49,9 @@ def _reject_constant(name: str) -> Any:
 
 
 _STRICT = json.JSONDecoder(parse_constant=_reject_constant)
+# Deeper JSON is a finding, not a value: nothing downstream (comparison, jsonb
+# encoding) may meet a nesting that reaches a recursion limit. The app nests 3 deep.
+MAX_DEPTH = 100
 # orjson reads integers beyond 64 bits as floats, silently; such text goes to json.
 _LONG_DIGITS = re.compile(rb"\d{16,}")
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -61,33 +65,106 @@ def load_json(raw: bytes | str, field: str | None = None) -> Any:
     """
     data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
     fast_error = None
+    deep = data.count(b"[") + data.count(b"{") > MAX_DEPTH  # else it cannot be too deep
     if not _LONG_DIGITS.search(data):
         try:
-            return orjson.loads(data)
+            value = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             fast_error = str(exc)
+            if "recursion" in fast_error:
+                raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels", field) from None
+        else:
+            if deep:
+                _check_depth(value, field)
+            return value
     source = text(data, field)
     try:
         value = _STRICT.decode(source)
     except json.JSONDecodeError as exc:
         raise DecodeError(f"bad JSON: {exc.msg} at char {exc.pos}", field) from None
     except RecursionError:
-        raise DecodeError("JSON nested too deeply", field) from None
+        raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels", field) from None
     if fast_error is not None:  # json accepted what orjson refused: invalid Unicode
         raise DecodeError(f"bad JSON: {fast_error.split(':')[0]}", field)
+    if deep:
+        _check_depth(value, field)
     if _has_surrogate(value):  # only this rare path can produce them
         raise DecodeError("bad JSON: a string holds an unpaired surrogate", field)
     return value
 
 
+def load_json_container(raw: bytes, field: str | None = None) -> list[Any] | dict[str, Any]:
+    """A JSON array or object (a container of records) decoded element by element:
+    an element holding invalid UTF-8 becomes a :class:`DecodeError` in its place
+    and the others decode, so one bad byte does not lose the whole container.
+
+    >>> items = load_json_container(b'[{"id": "a"}, {"id": "b\\xff"}]')
+    >>> items[0], type(items[1]).__name__
+    ({'id': 'a'}, 'BadElementError')
+    """
+    try:
+        value = load_json(raw, field)
+    except DecodeError as exc:
+        if "UTF-8" not in exc.reason and "surrogate" not in exc.reason:
+            raise
+        try:
+            value = _STRICT.decode(raw.decode("utf-8", "surrogateescape"))
+        except (json.JSONDecodeError, RecursionError):
+            raise exc from None
+        if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
+            _check_depth(value, field)
+        if isinstance(value, list):
+            return [_bad_element(v, field) if _has_surrogate(v) else v for v in value]
+        if isinstance(value, dict):
+            return {k: _bad_element(v, field) if _has_surrogate(v) else v for k, v in value.items()}
+        raise exc from None
+    if not isinstance(value, list | dict):
+        raise DecodeError(f"expected a JSON array or object, got {type(value).__name__}", field)
+    return value
+
+
+class BadElementError(DecodeError):
+    """An element of a container that could not be decoded, with its raw bytes."""
+
+    def __init__(self, reason: str, field: str | None, raw: bytes) -> None:
+        super().__init__(reason, field)
+        self.raw = raw
+
+
+def _bad_element(value: object, field: str | None) -> BadElementError:
+    raw = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogateescape")
+    return BadElementError("invalid UTF-8 in this element", field, raw)
+
+
+def _nodes(value: object) -> Iterator[tuple[object, int]]:
+    """Every node of a JSON value with its depth, without recursion."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        yield node, depth
+        if isinstance(node, dict):
+            stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _check_depth(value: object, field: str | None) -> None:
+    for _node, depth in _nodes(value):
+        if depth > MAX_DEPTH:
+            raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels", field)
+
+
 def _has_surrogate(value: object) -> bool:
-    if isinstance(value, str):
-        return not value.isascii() and bool(_SURROGATE.search(value))
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(v) for v in value)
-    return False
+    return any(
+        isinstance(node, str) and not node.isascii() and bool(_SURROGATE.search(node))
+        for node, _depth in _nodes(value)
+    )
+
+
+def has_nul(value: object) -> bool:
+    """NUL anywhere in a JSON value's strings (keys included), without recursion."""
+    return any(isinstance(node, str) and "\x00" in node for node, _depth in _nodes(value))
 
 
 def load_object(raw: bytes | str, field: str | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ and JSON values (``dict``/``list``/scalars) for ``json`` columns.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +24,9 @@ from psycopg.types.json import Jsonb
 
 from phasegate.findings import Finding, excerpt
 from phasegate.keyspace import KvEntry
-from phasegate.values import DecodeError
+from phasegate.mappings.plausible import implausible
+from phasegate.redact import is_secret_field, shown_secret
+from phasegate.values import DecodeError, has_nul
 
 Record = dict[str, Any]
 RecordKey = tuple[Any, ...]
@@ -112,10 +115,13 @@ def merge_copy(
         if mine is None:
             target[name] = theirs
         elif mine != theirs:
+            kept, dropped = f"{mine!r:.80}", f"{theirs!r:.80}"
+            if is_secret_field(name):
+                kept, dropped = shown_secret(mine), shown_secret(theirs)  # noqa: F841
             collector.finding(
                 "conflicting_copies",
                 key,
-                f"copies disagree ({where}): kept {mine!r:.80}, other {theirs!r:.80}",
+                f"copies disagree ({where}): kept {kept}, other {other}",
                 name,
             )
 
@@ -150,8 +156,11 @@ class Mapping:
 
     def decode(self, entries: Iterable[VariantEntry]) -> Decoded:
         """Decode entries into canonical records; values Postgres would reject
-        become findings (kept as raw excerpts), never rows."""
+        become findings (kept as raw excerpts), never rows. Implausible values
+        (see :mod:`phasegate.mappings.plausible`) are warnings; their records
+        are migrated as they are."""
         decoded = self.decoder(entries)
+        decoded.findings.extend(implausible(self.type_id, self.columns, decoded))
         for rkey, record in list(decoded.records.items()):
             problem = _postgres_rejects(record, self.columns)
             if problem is not None:
@@ -209,19 +218,26 @@ def _has_nul(value: object, kind: str) -> bool:
         return False
     try:
         dumped = orjson.dumps(value)
-    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits
-        return _walk_nul(value)
-    return b"\\u0000" in dumped and _walk_nul(value)
+    except (TypeError, orjson.JSONEncodeError):  # ints beyond 64 bits, deep nesting
+        return has_nul(value)
+    return b"\\u0000" in dumped and has_nul(value)
 
 
-def _walk_nul(value: object) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_walk_nul(k) or _walk_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_walk_nul(v) for v in value)
-    return False
+def holds_records(mapping: Mapping, key: str) -> bool:
+    """Whether ``key`` (``key#field`` inside containers) is a data key of the
+    mapping, not an index or aux key: a record there that cannot be decoded is
+    a record lost.
+
+    >>> from phasegate.mappings import MAPPINGS
+    >>> holds_records(MAPPINGS["messages"], "vibe:messages#3")
+    True
+    >>> holds_records(MAPPINGS["messages"], "inbox:bo#2")
+    False
+    """
+    base = key.split("#", 1)[0]
+    return any(
+        p.role == "data" and fnmatch.fnmatchcase(base, p.glob) for p in mapping.patterns
+    ) or not any(fnmatch.fnmatchcase(base, p.glob) for p in mapping.patterns)
 
 
 def suffix(key: str, prefix: str) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
-from phasegate.values import DecodeError, load_object, to_str, to_timestamp
+from phasegate.values import BadElementError, DecodeError, load_json_container, to_str, to_timestamp
 
 GAME_TYPES = ("chess", "tictactoe", "werewolf", "twotruths", "hangman", "20questions")
 _CONSUMED = {"id", "type", "players", "state", "winner", "created_at", "updated_at"}
@@ -31,10 +31,14 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     for _variant, entry in entries:
         with c.guard(entry.key, entry.value):
             assert isinstance(entry.value, bytes)
-            games = load_object(entry.value)
+            games = load_json_container(entry.value)
+            if not isinstance(games, dict):
+                raise DecodeError("vibe:games is not a JSON object")
             for game_id, game in games.items():
                 where = f"{entry.key}#{game_id}"
-                with c.guard(where, game):
+                with c.guard(where, game.raw if isinstance(game, BadElementError) else game):
+                    if isinstance(game, BadElementError):
+                        raise game
                     if not isinstance(game, dict):
                         raise DecodeError("game is not a JSON object")
                     if game.get("id", game_id) != game_id:

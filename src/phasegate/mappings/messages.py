@@ -41,8 +41,9 @@ from phasegate.mappings.base import (
     suffix,
 )
 from phasegate.values import (
+    BadElementError,
     DecodeError,
-    load_json,
+    load_json_container,
     load_object,
     text,
     to_bool,
@@ -123,10 +124,13 @@ class _Decode:
     def entry(self, variant: str, key: str, value: Any) -> None:
         if variant == "scheme1":
             with self.c.guard(key, value):
-                items = load_json(value)
+                items = load_json_container(value)
                 if not isinstance(items, list):
                     raise DecodeError("vibe:messages is not a JSON array")
                 for i, obj in enumerate(items):
+                    if isinstance(obj, BadElementError):
+                        self.c.finding("undecodable", f"{key}#{i}", obj.reason, None, obj.raw)
+                        continue
                     ident = obj.get("id", i) if isinstance(obj, dict) else i
                     self.add(obj, 1, key, f"{key}#{ident}")
         elif variant == "scheme2":

@@ -33,14 +33,24 @@ from phasegate.findings import Severity
 from phasegate.inventory import classified_entries, key_finding
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS
-from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
+from phasegate.mappings.base import (
+    Decoded,
+    Mapping,
+    Record,
+    RecordKey,
+    VariantEntry,
+    holds_records,
+)
 from phasegate.parity.buckets import bucket_of, split
 from phasegate.parity.diff import ExtraInPg, MissingInPg, diff_records, show_key
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
 from phasegate.servers.process import Workspace
+from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 RECENT = timedelta(hours=24)
+# Findings that stand for a KV record the backfill could not carry over.
+LOST_KINDS = frozenset({"undecodable", "rejected_by_postgres"})
 _CHUNK = 1000
 
 
@@ -95,8 +105,13 @@ def compare(
     *,
     buckets: int = 16,
     workers: int = 2,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> Comparison:
-    """Compare every record of ``types`` in both stores, a bucket at a time."""
+    """Compare every record of ``types`` in both stores, a bucket at a time.
+
+    Each Postgres stream runs under a :class:`~phasegate.stores.Watchdog`: a
+    table that sends no row for ``timeout_s`` fails the pass naming it.
+    """
     types = tuple(types)
     facts = KeyspaceFacts()
     # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
@@ -107,7 +122,7 @@ def compare(
         pg_spill = _Spill(folder, buckets, "pg")
         # Postgres streams beside Redis: both mostly wait on their sockets.
         with ThreadPoolExecutor(max_workers=1) as side:
-            pg_done = side.submit(_spill_tables, pg, types, buckets, pg_spill)
+            pg_done = side.submit(_spill_tables, pg, types, buckets, pg_spill, timeout_s)
             try:
                 _spill_kv(kv, types, buckets, kv_spill, facts)
             finally:
@@ -134,9 +149,8 @@ def _worker(paths: list[str], types: tuple[str, ...], scope: Scope) -> dict[str,
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(
-            f"comparison worker failed ({done.returncode}): {done.stderr.decode(errors='replace')}"
-        )
+        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"]
+        raise RuntimeError(f"comparison worker failed ({done.returncode}): {lines[-1]}")
     result: dict[str, TypeComparison] = pickle.loads(done.stdout)
     return result
 
@@ -184,16 +198,23 @@ def _spill_tables(
     types: tuple[str, ...],
     buckets: int,
     spill: _Spill,
+    timeout_s: float,
 ) -> None:
     try:
         for type_id in types:
-            _spill_pg(pg, MAPPINGS[type_id], buckets, spill)
+            table = MAPPINGS[type_id].table
+            with Watchdog(pg, timeout_s, f"streaming the rows of {table}") as watchdog:
+                _spill_pg(pg, MAPPINGS[type_id], buckets, spill, watchdog)
     finally:
         spill.close()
 
 
 def _spill_pg(
-    pg: psycopg.Connection[tuple[object, ...]], mapping: Mapping, buckets: int, spill: _Spill
+    pg: psycopg.Connection[tuple[object, ...]],
+    mapping: Mapping,
+    buckets: int,
+    spill: _Spill,
+    watchdog: Watchdog,
 ) -> None:
     names = mapping.column_names
     if mapping.type_id == "messages":
@@ -210,6 +231,7 @@ def _spill_pg(
             else:
                 key = str(row[first])
             spill.put(bucket_of(key, buckets), ("pg", mapping.type_id, tuple(row)))
+            watchdog.kick()
 
 
 def compare_bucket(paths: str, types: tuple[str, ...], scope: Scope) -> dict[str, TypeComparison]:
@@ -233,8 +255,25 @@ def compare_bucket(paths: str, types: tuple[str, ...], scope: Scope) -> dict[str
         for row in rows.get(type_id, []):
             record = mapping.from_row(row)
             pg[mapping.record_key(record)] = record
-        out[type_id] = _compare_type(mapping, mapping.decode(mine), pg, scope)
+        out[type_id] = _compare_type(mapping, _decode_naming_the_key(mapping, mine), pg, scope)
     return out
+
+
+def _decode_naming_the_key(mapping: Mapping, entries: list[VariantEntry]) -> Decoded:
+    """Decode; if the decoder itself breaks (a bug, never bad data: bad data is a
+    finding), find the entry it breaks on and name it."""
+    try:
+        return mapping.decode(entries)
+    except Exception as exc:
+        for variant, entry in entries:
+            try:
+                mapping.decode([(variant, entry)])
+            except Exception:
+                raise RuntimeError(
+                    f"decoding {mapping.type_id} broke on key {entry.key} ({variant}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        raise
 
 
 def _compare_type(
@@ -248,6 +287,11 @@ def _compare_type(
         result.findings[finding.kind] += 1
         if finding.severity == Severity.ERROR:
             result.errors.note(str(finding))
+            if finding.kind in LOST_KINDS and holds_records(mapping, finding.key):
+                result.undecodable += 1
+                result.missing.note(
+                    f"missing in Postgres: {finding.key} could not be decoded ({finding.detail})"
+                )
     cutoff = scope.now - RECENT
     column = mapping.recency_column
     for key in sorted(kv.keys() | pg.keys(), key=show_key):

@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from phasegate.mappings.base import Record, RecordKey
+from phasegate.redact import is_secret_field, shown_secret
 
 
 def show_key(key: RecordKey) -> str:
@@ -75,10 +76,12 @@ class FieldDiffers:
 
     def __str__(self) -> str:
         hint = self.hint or guess_cause(self.kv_value, self.pg_value)
+        kv, pg = (shown_secret(v) for v in (self.kv_value, self.pg_value))
+        if not is_secret_field(self.field):
+            kv, pg = f"{self.kv_value!r:.120}", f"{self.pg_value!r:.120}"
         return (
             f"{self.type_id} {show_key(self.key)} ({self.kv_key}) field {self.field}: "
-            f"KV {self.kv_value!r:.120}, Postgres {self.pg_value!r:.120}"
-            + (f" -- {hint}" if hint else "")
+            f"KV {kv}, Postgres {pg}" + (f" -- {hint}" if hint else "")
         )
 
 

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import redis
 
 from phasegate.backfill import BackfillResult
+from phasegate.errors import PhasegateError
 from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import RECENT, Scope, compare
@@ -25,6 +26,7 @@ from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
 from phasegate.parity.result import CheckResult, Status, verdict
 from phasegate.parity.tally import Comparison, Tally
+from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 CHECKS = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
 
@@ -59,13 +61,23 @@ class PhaseA:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
     allow: AllowList = field(default_factory=AllowList)
     rerun: RerunEvidence | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
     _pass: Comparison | None = None
+    _failed: PhasegateError | None = None
 
     @property
     def comparison(self) -> Comparison:
+        """The one comparison pass; a store failure during it is kept and raised
+        again for every check, so a frozen store costs one timeout, not one per check."""
+        if self._failed is not None:
+            raise self._failed
         if self._pass is None:
             scope = Scope(self.seed, self.sample_rate, self.now, self.allow)
-            self._pass = compare(self.kv, self.pg, MAPPINGS, scope)
+            try:
+                self._pass = compare(self.kv, self.pg, MAPPINGS, scope, timeout_s=self.timeout_s)
+            except PhasegateError as exc:
+                self._failed = exc
+                raise
         return self._pass
 
     def run(self, check: str, type_id: str) -> CheckResult:
@@ -86,6 +98,9 @@ class PhaseA:
             "keyspace",
             "coverage",
             facts.unmapped,
+            empty="the keyspace is empty: nothing to migrate or compare"
+            if facts.total_keys == 0
+            else None,
             ok=f"all {facts.total_keys:,} keys are mapped or KV-only",
             bad="{n} unmapped keys: map them or add them to the KV-only list",
             metrics={
@@ -105,6 +120,9 @@ class PhaseA:
             type_id,
             "coverage",
             errors,
+            empty=f"no {type_id} records in KV: nothing of this type to judge"
+            if c.kv_records == 0
+            else None,
             ok=f"{c.kv_records:,} records decoded from {sum(keys.values()):,} keys, no errors",
             bad="{n} values cannot be migrated as they are (fix them in KV or map them)",
             metrics={"keys": keys, "records": c.kv_records, "findings": dict(c.findings)},
@@ -116,16 +134,22 @@ class PhaseA:
         problems.add(c.missing)
         problems.add(c.extra)
         pg_counted = c.pg_rows - c.pg_only_allowed
+        kv_counted = c.kv_records + c.undecodable
         allowed = f" (+{c.pg_only_allowed} allow-listed PG-only)" if c.pg_only_allowed else ""
+        lost = f" ({c.undecodable} could not be decoded)" if c.undecodable else ""
         return _from_tally(
             type_id,
             "counts",
             problems,
-            ok=f"KV {c.kv_records:,} records = Postgres {pg_counted:,} rows{allowed}",
-            bad=f"KV {c.kv_records:,} records, Postgres {pg_counted:,} rows: "
+            empty=f"KV holds no {type_id} records and Postgres no rows: nothing to compare"
+            if kv_counted == 0 and c.pg_rows == 0
+            else None,
+            ok=f"KV {kv_counted:,} records = Postgres {pg_counted:,} rows{allowed}",
+            bad=f"KV {kv_counted:,} records{lost}, Postgres {pg_counted:,} rows: "
             f"{c.missing.count} missing, {c.extra.count} extra",
             metrics={
-                "kv_records": c.kv_records,
+                "kv_records": kv_counted,
+                "kv_undecodable": c.undecodable,
                 "pg_rows": c.pg_rows,
                 "pg_only_allowed": c.pg_only_allowed,
             },
@@ -139,6 +163,7 @@ class PhaseA:
             type_id,
             subset,
             c.differences[subset],
+            empty=f"no {what} to compare (0 in either store)" if compared == 0 else None,
             ok=f"{compared:,} {what} identical field by field",
             bad="{n} differences among " + f"{compared:,} {what}",
             metrics={"compared": compared, "differences": c.differences[subset].count},
@@ -154,7 +179,20 @@ class PhaseA:
         if MAPPINGS[type_id].recency_column is None:
             return self._skip(type_id, "recency", f"{type_id} records carry no timestamp")
         cutoff = self.now - RECENT
-        return self._subset(type_id, "recency", f"records since {cutoff:%Y-%m-%d %H:%M}Z")
+        what = f"records since {cutoff:%Y-%m-%d %H:%M}Z"
+        c = self.comparison.types[type_id]
+        if c.compared["recency"] == 0 and c.kv_records + c.pg_rows > 0:
+            # The type has data, none of it recent: a fact about the data, not a lack of it.
+            return CheckResult(
+                "A",
+                type_id,
+                "recency",
+                "pass",
+                f"no {what} in either store ({c.kv_records:,} KV records, all older)",
+                metrics={"compared": 0, "differences": 0},
+                thresholds={"differences": 0},
+            )
+        return self._subset(type_id, "recency", what)
 
     def check_full(self, type_id: str) -> CheckResult:
         if not self.full:
@@ -165,12 +203,13 @@ class PhaseA:
         mapping = MAPPINGS[type_id]
         if not mapping.handle_columns and type_id != "games":
             return self._skip(type_id, "refint", f"{type_id} references no handle")
-        problems = [
-            f"{type_id} {show_key(key)} field {column}: handle {handle!r} is not in users -- "
-            "a system account? `phasegate fk add --create-missing-handles`"
-            for key, column, handle in orphans(self.pg, mapping)
-        ]
-        fks = foreign_keys(self.pg, mapping.table)
+        with Watchdog(self.pg, self.timeout_s, f"checking the references of {mapping.table}"):
+            problems = [
+                f"{type_id} {show_key(key)} field {column}: handle {handle!r} is not in users -- "
+                "a system account? `phasegate fk add --create-missing-handles`"
+                for key, column, handle in orphans(self.pg, mapping)
+            ]
+            fks = foreign_keys(self.pg, mapping.table)
         for column in mapping.handle_columns:
             validated, action = fks.get(column, (False, ""))
             if column not in fks:
@@ -246,10 +285,15 @@ def _from_tally(
     bad: str,
     metrics: dict[str, object],
     thresholds: dict[str, object] | None = None,
+    empty: str | None = None,
 ) -> CheckResult:
-    """Pass when nothing was counted; otherwise fail showing the first examples."""
-    status: Status = "fail" if tally.count else "pass"
-    message = bad.format(n=tally.count) if tally.count else ok
+    """Pass when nothing was counted; otherwise fail showing the first examples.
+
+    ``empty`` says why there was nothing to judge: then, with nothing counted,
+    the check is inconclusive, never a pass.
+    """
+    status: Status = "fail" if tally.count else "inconclusive" if empty else "pass"
+    message = bad.format(n=tally.count) if tally.count else empty or ok
     return CheckResult(
         "A",
         type_id,

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Status = Literal["pass", "fail", "skip"]
+# inconclusive: the check had nothing to judge (no records, too few requests), never a pass
+Status = Literal["pass", "fail", "skip", "inconclusive"]
 MAX_DETAILS = 10
 
 

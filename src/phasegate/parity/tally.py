@@ -60,12 +60,14 @@ class TypeComparison:
     extra: Tally = field(default_factory=Tally)
     errors: Tally = field(default_factory=Tally)
     findings: Counter[str] = field(default_factory=Counter)
+    undecodable: int = 0  # KV records that could not be decoded: counted as missing
     # With Scope.collect: KV records missing or different in Postgres, Postgres-only keys.
     repairs: list[dict[str, Any]] = field(default_factory=list)
     pg_only: list[tuple[Any, ...]] = field(default_factory=list)
 
     def add(self, other: TypeComparison) -> None:
         self.kv_records += other.kv_records
+        self.undecodable += other.undecodable
         self.pg_rows += other.pg_rows
         self.pg_only_allowed += other.pg_only_allowed
         for subset in SUBSETS:
