@@ -15,7 +15,7 @@ import psycopg
 import redis
 from rich.console import Console
 
-from phasegate import __version__, cli_load, cli_reconcile, cli_shapes, schema
+from phasegate import __version__, cli_doctor, cli_load, cli_reconcile, cli_shapes, schema
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
@@ -62,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Gatekeeper for moving the /vibe app from Redis (KV) to Postgres, "
         "phase by phase. Gates run as pytest (pytest --phase=A); this command drives "
         "the stores and the demo.",
-        epilog="Exit codes: 0 pass, 1 gate failed, 2 usage or environment error.",
+        epilog="Exit codes (the same under pytest): 0 pass, 1 gate failed, 2 usage or "
+        "environment error (a store unreachable or refusing), 3 inconclusive (nothing to judge).",
     )
     parser.add_argument("--version", action="version", version=f"phasegate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_shapes.add_parsers(sub, common)
     cli_load.add_parsers(sub, common)
     cli_reconcile.add_parsers(sub, common, typed)
+    cli_doctor.add_parsers(sub, common)
 
     servers = sub.add_parser(
         "servers",
