@@ -159,16 +159,25 @@ def pg_checks(url: str, timeout_s: float = 10.0) -> list[Check]:
             )
         }
         out.append(
-            _pg_tables(conn, TABLES, "SELECT", "gate: reading every migrated table", True, present)
+            _pg_tables(
+                conn, TABLES, "SELECT", "gate: reading every migrated table", True, present=present
+            )
         )
         for privilege in ("INSERT", "UPDATE", "DELETE"):
             out.append(
-                _pg_tables(conn, TABLES, privilege, "backfill and reconcile", False, present)
+                _pg_tables(
+                    conn, TABLES, privilege, "backfill and reconcile", False, present=present
+                )
             )
         for privilege in ("SELECT", "INSERT", "UPDATE", "DELETE"):
             out.append(
                 _pg_tables(
-                    conn, BOOKKEEPING, privilege, "backfill: its bookkeeping", False, present
+                    conn,
+                    BOOKKEEPING,
+                    privilege,
+                    "backfill: its bookkeeping",
+                    False,
+                    present=present,
                 )
             )
         row = conn.execute(
