@@ -28,9 +28,11 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--help"])
     out = capsys.readouterr().out
     assert exited.value.code == 0
-    for command in ("demo", "seed", "inventory", "schema", "servers", "settings"):
+    for command in ("demo", "seed", "inventory", "schema", "servers", "settings", "doctor"):
         assert command in out
-    assert "Exit codes: 0 pass, 1 gate failed, 2 usage" in out
+    flat = " ".join(out.split())
+    assert "0 pass, 1 gate failed, 2 usage or environment error" in flat
+    assert "3 inconclusive" in flat
 
 
 def test_seed_without_a_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

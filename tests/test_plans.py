@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from fixtures.migration import Migration
 from phasegate.plans import MODES, Mode, check_plan
 from phasegate.queries import Query, load_catalog
 from phasegate.shapes import SchemaModel
@@ -25,10 +26,16 @@ Conn = psycopg.Connection[tuple[object, ...]]
 
 
 @pytest.fixture
-def planned(plan_db: Conn) -> Iterator[Conn]:
+def plan_sandbox(realistic: Migration) -> Conn:
+    """The sandbox's 6mo database: library tests never plan on a target."""
+    return realistic.pg
+
+
+@pytest.fixture
+def planned(plan_sandbox: Conn) -> Iterator[Conn]:
     """The loaded database, with whatever a test changes rolled back afterwards."""
-    with plan_db.transaction(force_rollback=True):
-        yield plan_db
+    with plan_sandbox.transaction(force_rollback=True):
+        yield plan_sandbox
 
 
 def _problems(conn: Conn, query: Query, mode: Mode) -> list[str]:
@@ -95,36 +102,40 @@ def test_a_seq_scan_on_a_large_table_fails(planned: Conn) -> None:
     assert any("Seq Scan on messages (50,000 rows > 10,000)" in p for p in problems), problems
 
 
-def test_every_catalogued_plan_passes_and_is_timed(plan_db: Conn) -> None:
+def test_every_catalogued_plan_passes_and_is_timed(plan_sandbox: Conn) -> None:
     """On the clean 6mo database every query passes in both modes, with a time and buffers."""
-    schema = SchemaModel.from_database(plan_db)
+    schema = SchemaModel.from_database(plan_sandbox)
     for query in CATALOG.values():
         for mode in MODES:
-            check = check_plan(plan_db, query, schema, mode, 10_000)
+            check = check_plan(plan_sandbox, query, schema, mode, 10_000)
             assert check.passed, (query.name, mode, check.problems)
             assert check.run.execution_ms is not None
             assert check.run.shared_hit + check.run.shared_read > 0 or not check.run.analyzed
 
 
-def test_read_only_connections_explain_writes_without_running_them(plan_db: Conn) -> None:
+def test_read_only_connections_explain_writes_without_running_them(plan_sandbox: Conn) -> None:
     """On a read-only connection mark_thread_read is planned, not executed; nothing is left."""
-    before = plan_db.execute("SELECT count(*) FROM messages WHERE NOT read").fetchone()
-    plan_db.read_only = True
+    before = plan_sandbox.execute("SELECT count(*) FROM messages WHERE NOT read").fetchone()
+    plan_sandbox.read_only = True
     try:
-        check = check_plan(plan_db, CATALOG["mark_thread_read"], SchemaModel.project(), "custom", 0)
+        check = check_plan(
+            plan_sandbox, CATALOG["mark_thread_read"], SchemaModel.project(), "custom", 0
+        )
     finally:
-        plan_db.read_only = False
+        plan_sandbox.read_only = False
     assert check.passed, check.problems
     assert not check.run.analyzed
     assert check.run.execution_ms is None
-    assert plan_db.execute("SELECT count(*) FROM messages WHERE NOT read").fetchone() == before
+    assert plan_sandbox.execute("SELECT count(*) FROM messages WHERE NOT read").fetchone() == before
     left = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'phasegate_plan_%'"
-    assert plan_db.execute(left).fetchone() == (0,)
+    assert plan_sandbox.execute(left).fetchone() == (0,)
 
 
-def test_the_cli_prints_every_plan_against_a_given_database(plan_db: Conn) -> None:
+def test_the_cli_prints_every_plan_against_a_given_database(plan_sandbox: Conn) -> None:
     """`phasegate shapes plans --pg-url` judges 28 plans, read only, and exits 0."""
-    url = f"postgresql://{plan_db.info.user}@{plan_db.info.host}:{plan_db.info.port}/"
+    url = (
+        f"postgresql://{plan_sandbox.info.user}@{plan_sandbox.info.host}:{plan_sandbox.info.port}/"
+    )
     done = subprocess.run(
         [
             sys.executable,
@@ -133,7 +144,7 @@ def test_the_cli_prints_every_plan_against_a_given_database(plan_db: Conn) -> No
             "shapes",
             "plans",
             "--pg-url",
-            url + plan_db.info.dbname,
+            url + plan_sandbox.info.dbname,
         ],
         capture_output=True,
         text=True,

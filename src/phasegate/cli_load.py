@@ -10,8 +10,15 @@ from rich.console import Console
 from rich.table import Table
 
 from phasegate.dualwrite.writer import DEFECTS
-from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
-from phasegate.load.stats import EXIT_MEANING, Budgets, LoadResult, baseline_regressions
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
+from phasegate.load.stats import (
+    EXIT_CPU_SATURATED,
+    EXIT_MEANING,
+    EXIT_NO_SAMPLES,
+    Budgets,
+    LoadResult,
+    baseline_regressions,
+)
 from phasegate.plans import PLAN_SCALE
 from phasegate.settings import Settings, redact_url
 
@@ -216,6 +223,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         + (f": {'; '.join(why)}" if why else "")
         + ("" if baseline else f" (no baseline at {settings.baseline_file})")
     )
+    if code in (EXIT_NO_SAMPLES, EXIT_CPU_SATURATED) and not regressions:
+        return EXIT_INCONCLUSIVE
     return EXIT_OK if ok else EXIT_GATE_FAILED
 
 
@@ -225,8 +234,8 @@ def _baseline(args: argparse.Namespace, settings: Settings) -> int:
     result, _code, _html = _load(args, settings, "baseline")
     print_load(result, console, None)
     if not result.requests:
-        console.print("[bold red]no requests measured: baseline not written[/]")
-        return EXIT_GATE_FAILED
+        console.print("[bold red]no requests measured: baseline not written (inconclusive)[/]")
+        return EXIT_INCONCLUSIVE
     source = settings.load_host or "reference service reading KV"
     runner.save_baseline(result, Path(settings.baseline_file), source=redact_url(source))
     console.print(f"baseline written to {settings.baseline_file}")

@@ -122,10 +122,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker is None:
             used = TARGET_FIXTURES.intersection(getattr(item, "fixturenames", ()))
             if used:
-                raise pytest.UsageError(
-                    f"{item.nodeid}: only gate tests (@pytest.mark.phase) may use the target "
-                    f"fixture(s) {', '.join(sorted(used))}; library tests use the sandbox"
-                )
+                item.stash[_TARGET_FIXTURES_USED] = sorted(used)
             library.append(item)
             continue
         wanted = marker.args[0] if marker.args else None
@@ -144,6 +141,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _DESELECTED = pytest.StashKey[int]()
+_TARGET_FIXTURES_USED = pytest.StashKey[list[str]]()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    used = item.stash.get(_TARGET_FIXTURES_USED, None)
+    if used:
+        raise pytest.UsageError(
+            f"{item.nodeid}: only gate tests (@pytest.mark.phase) may use the target "
+            f"fixture(s) {', '.join(used)}; library tests use the sandbox"
+        )
 
 
 @pytest.hookimpl(wrapper=True)

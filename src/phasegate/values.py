@@ -107,9 +107,8 @@ def load_json_container(raw: bytes, field: str | None = None) -> list[Any] | dic
     except DecodeError as exc:
         if "UTF-8" not in exc.reason and "surrogate" not in exc.reason:
             raise
-        try:
-            value = _STRICT.decode(raw.decode("utf-8", "surrogateescape"))
-        except (json.JSONDecodeError, RecursionError):
+        value = salvage_json(raw)
+        if value is None:
             raise exc from None
         if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH:
             _check_depth(value, field)
@@ -123,17 +122,40 @@ def load_json_container(raw: bytes, field: str | None = None) -> list[Any] | dic
     return value
 
 
-class BadElementError(DecodeError):
-    """An element of a container that could not be decoded, with its raw bytes."""
+def salvage_json(raw: bytes) -> Any:
+    """JSON whose strings may hold invalid UTF-8 (kept as lone surrogates), so the
+    good parts of a container can still be told apart; None if it is not JSON.
 
-    def __init__(self, reason: str, field: str | None, raw: bytes) -> None:
+    >>> salvage_json(b'["a", "b\\xff"]')[1] == "b\\udcff"
+    True
+    """
+    try:
+        return _STRICT.decode(raw.decode("utf-8", "surrogateescape"))
+    except (json.JSONDecodeError, RecursionError, DecodeError):
+        return None
+
+
+def dump_salvaged(value: object) -> bytes:
+    """JSON bytes of a salvaged value, the invalid bytes written back as they were."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogateescape")
+
+
+class BadElementError(DecodeError):
+    """An element of a container that could not be decoded: its raw bytes, and its
+    id when the element names one readably."""
+
+    def __init__(self, reason: str, field: str | None, raw: bytes, ident: str | None) -> None:
         super().__init__(reason, field)
         self.raw = raw
+        self.ident = ident
 
 
 def _bad_element(value: object, field: str | None) -> BadElementError:
-    raw = json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogateescape")
-    return BadElementError("invalid UTF-8 in this element", field, raw)
+    ident = value.get("id") if isinstance(value, dict) else None
+    readable = isinstance(ident, str) and not _has_surrogate(ident)
+    return BadElementError(
+        "invalid UTF-8 in this element", field, dump_salvaged(value), ident if readable else None
+    )
 
 
 def _nodes(value: object) -> Iterator[tuple[object, int]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from phasegate.app.reads import ENDPOINTS, WRITE_ENDPOINTS
 from phasegate.load.stats import Budgets, EndpointStats, LoadResult, baseline_regressions
-from phasegate.parity.result import CheckResult
+from phasegate.parity.result import CheckResult, Status
 
 TYPES = {name: e.type_id for name, e in ENDPOINTS.items()} | WRITE_ENDPOINTS
 CHECKS = ("load-p95", "load-errors", "load-baseline")
@@ -39,7 +39,12 @@ def _metrics(e: EndpointStats | None, extra: dict[str, Any] | None = None) -> di
 
 def _unmeasured(name: str, check: str, thresholds: dict[str, float]) -> CheckResult:
     return CheckResult(
-        "C", row(name), check, "fail", f"{name}: no requests measured", thresholds=thresholds
+        "C",
+        row(name),
+        check,
+        "inconclusive",
+        f"{name}: no requests measured, so nothing to judge",
+        thresholds=thresholds,
     )
 
 
@@ -108,25 +113,26 @@ def baseline_result(
 
 def run_result(result: LoadResult, budgets: Budgets, artifacts: list[str]) -> CheckResult:
     """The whole run: throughput over the floor, and a load generator that kept up."""
-    problems = []
-    if result.rpm < budgets.throughput_rpm:
+    problems, unjudged = [], []
+    if result.rpm < budgets.throughput_rpm and result.requests:
         problems.append(
             f"throughput {result.rpm:,.0f} requests/min < {budgets.throughput_rpm:,.0f}"
         )
     if result.cpu_saturated:
-        problems.append(
-            f"inconclusive: the load generator used {result.cpu_percent:.0f}% CPU, so latencies "
+        unjudged.append(
+            f"the load generator used {result.cpu_percent:.0f}% CPU, so latencies "
             "measure it, not the service"
         )
     if not result.requests:
-        problems.append("no requests were measured")
+        unjudged.append("no requests were measured")
+    status: Status = "fail" if problems else "inconclusive" if unjudged else "pass"
     return CheckResult(
         "C",
         "load:total",
         "throughput",
-        "fail" if problems else "pass",
-        "; ".join(problems)
-        if problems
+        status,
+        "; ".join(problems + unjudged)
+        if problems or unjudged
         else f"{result.rpm:,.0f} requests/min from {result.users} users over "
         f"{result.duration_s:.0f} s; load generator CPU {result.cpu_percent:.0f}% of one core",
         metrics={

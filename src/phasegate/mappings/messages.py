@@ -129,7 +129,8 @@ class _Decode:
                     raise DecodeError("vibe:messages is not a JSON array")
                 for i, obj in enumerate(items):
                     if isinstance(obj, BadElementError):
-                        self.c.finding("undecodable", f"{key}#{i}", obj.reason, None, obj.raw)
+                        where = f"{key}#{obj.ident or i}"
+                        self.c.finding("undecodable", where, obj.reason, None, obj.raw)
                         continue
                     ident = obj.get("id", i) if isinstance(obj, dict) else i
                     self.add(obj, 1, key, f"{key}#{ident}")

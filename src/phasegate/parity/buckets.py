@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ import orjson
 from phasegate.handles import canonical_handle
 from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import Record
-from phasegate.values import DecodeError
+from phasegate.values import DecodeError, dump_salvaged, salvage_json
 
 # Index lists and sets only feed findings (dangling ids), not records: not routed.
 DROPPED = {
@@ -123,10 +123,11 @@ def split(
 
 def _split_json_object(entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
     assert isinstance(entry.value, bytes)
+    dump: Callable[[Any], bytes] = orjson.dumps
     try:
         games = orjson.loads(entry.value)
     except orjson.JSONDecodeError:
-        games = None
+        games, dump = salvage_json(entry.value), dump_salvaged  # a bad byte in one game
     if not isinstance(games, dict):
         yield 0, entry
         return
@@ -134,7 +135,7 @@ def _split_json_object(entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEn
     for game_id, game in games.items():
         parts[bucket_of(game_id, buckets)][game_id] = game
     for b, part in parts.items():
-        yield b, KvEntry(entry.key, entry.rtype, orjson.dumps(part))
+        yield b, KvEntry(entry.key, entry.rtype, dump(part))
 
 
 def _split_messages(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
@@ -144,10 +145,11 @@ def _split_messages(variant: str, entry: KvEntry, buckets: int) -> Iterator[tupl
         yield _message_bucket(value, buckets), entry
     elif variant == "scheme1":
         assert isinstance(value, bytes)
+        dump: Callable[[Any], bytes] = orjson.dumps
         try:
             items = orjson.loads(value)
         except orjson.JSONDecodeError:
-            items = None
+            items, dump = salvage_json(value), dump_salvaged  # a bad byte in one element
         if not isinstance(items, list):
             yield 0, entry
             return
@@ -156,7 +158,7 @@ def _split_messages(variant: str, entry: KvEntry, buckets: int) -> Iterator[tupl
             frm, to = (item.get("from"), item.get("to")) if isinstance(item, dict) else (0, 0)
             parts[_pair_bucket(frm, to, buckets)].append(item)
         for b, part in parts.items():
-            yield b, KvEntry(key, entry.rtype, orjson.dumps(part))
+            yield b, KvEntry(key, entry.rtype, dump(part))
     elif variant in ("scheme3", "thread"):
         lists: dict[int, list[bytes]] = defaultdict(list)
         for element in entry.elements():
