@@ -35,6 +35,8 @@ def main() -> int:
             conn.execute("ANALYZE")  # part of loading, as after any bulk load
         codes = []
         for gate in (
+            ["phasegate", "doctor", "--kv-url", kv, "--pg-url", pg],
+            ["pytest", "--phase=A", "--kv-url", kv, "--pg-url", pg],  # the README's, as written
             ["pytest", "parity", "--phase=A", "--full", "--kv-url", kv, "--pg-url", pg],
             ["pytest", "query_shapes", "--phase=C", "--kv-url", kv, "--pg-url", pg],
             ["pytest", "load", "--phase=C", "--kv-url", kv, "--pg-url", pg, "--load-run-time=20s"],

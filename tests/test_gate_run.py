@@ -12,6 +12,7 @@ import pytest
 
 from fixtures.migration import Migration
 from phasegate.servers import Sandbox
+from tests.test_gate_only import assert_only_read, snapshot
 from tests.test_phase_a_gate import make, sampled_message
 
 ROOT = Path(__file__).parents[1]
@@ -49,15 +50,6 @@ def run_gate(m: Migration, reports: Path, *extra: str) -> subprocess.CompletedPr
     )
 
 
-def snapshot(m: Migration) -> tuple[object, ...]:
-    """What a write would change: KV size and Postgres write counters per table."""
-    rows = m.pg.execute(
-        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables ORDER BY 1"
-    ).fetchall()
-    m.pg.execute("SELECT pg_stat_clear_snapshot()")
-    return (m.kv.dbsize(), tuple(rows))
-
-
 def test_clean_migration_passes_and_the_stores_are_only_read(
     migration: Migration, tmp_path: Path
 ) -> None:
@@ -68,7 +60,7 @@ def test_clean_migration_passes_and_the_stores_are_only_read(
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "pass"
     assert summary["phases"]["A"]["types"]["messages"]["checks"]["full"]["status"] == "pass"
-    assert snapshot(migration) == before
+    assert_only_read(before, snapshot(migration))
 
 
 def test_a_defect_turns_the_gate_red_with_the_key_in_the_report(
