@@ -41,8 +41,8 @@ def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
     if settings.kv_url:
         kv = doctor.kv_checks(settings.kv_url, settings.store_timeout)
         checks += kv
-        user = doctor.kv_user_of(settings.kv_url)
-        _table(f"Redis {doctor.kv_place(settings.kv_url)} as user {user}", kv)
+        user, where = doctor.kv_identity(settings.kv_url)
+        _table(f"Redis {where} as user {user}", kv)
         console.print("Least privilege for the gate and the backfill (Redis 7+ / Valkey):")
         for line in doctor.acl_lines():
             console.print(f"  {line}", markup=False)

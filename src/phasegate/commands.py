@@ -28,7 +28,7 @@ from rich.table import Table
 from phasegate import schema
 from phasegate.backfill import BackfillResult, backfill
 from phasegate.cutover import all_results
-from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
+from phasegate.errors import UsageError
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.inventory import Inventory, take_inventory
@@ -36,7 +36,7 @@ from phasegate.mappings import TYPE_IDS
 from phasegate.parity.phase_a import CHECKS, PhaseA, RerunEvidence
 from phasegate.parity.result import CheckResult
 from phasegate.queries import load_catalog
-from phasegate.report import Summary, new_run_id
+from phasegate.report import EXIT_BY_VERDICT, Summary, new_run_id
 from phasegate.report import write as write_report
 from phasegate.seed.generator import SCALES, generate
 from phasegate.settings import Settings, redact_url
@@ -230,7 +230,7 @@ def run_demo(settings: Settings, console: Console) -> int:
             + ", ".join(f"Phase {p} verdict: {v['verdict'].upper()}" for p, v in verdicts.items())
             + f"[/]; report: {folder}/report.md"
         )
-    return EXIT_OK if summary.verdict != "fail" else EXIT_GATE_FAILED
+    return EXIT_BY_VERDICT[summary.verdict]
 
 
 DEMO_LOAD_USERS = 100
@@ -331,7 +331,7 @@ def print_summary(summary: Summary, console: Console) -> None:
         table.add_column("type")
         for check in checks:
             table.add_column(check)
-        colour = {"pass": "green", "fail": "red", "skip": "dim"}
+        colour = {"pass": "green", "fail": "red", "skip": "dim", "inconclusive": "yellow"}
         for type_id, results in types.items():
             cells = [
                 f"[{colour[results[c].status]}]{results[c].status}[/]" if c in results else ""

@@ -116,25 +116,18 @@ def _kv_try(command: str, why: str, required: bool, call: Callable[[], Any]) -> 
     return Check("redis", command, why, required, True)
 
 
-def kv_user_of(url: str) -> str:
+def kv_identity(url: str) -> tuple[str, str]:
+    """(user, host:port/db) a Redis URL names, without connecting."""
     client = redis.Redis.from_url(url)
     try:
-        return kv_user(client)
+        return kv_user(client), kv_where(client)
     finally:
         client.close()
 
 
-def kv_place(url: str) -> str:
-    client = redis.Redis.from_url(url)
-    try:
-        return kv_where(client)
-    finally:
-        client.close()
-
-
-def acl_lines(required_only: bool = False) -> list[str]:
+def acl_lines() -> list[str]:
     """The ACL SETUSER line of a least-privilege gate (and backfill) user."""
-    commands = [c for c, _why, needed in KV_COMMANDS if needed or not required_only]
+    commands = [c for c, _why, _needed in KV_COMMANDS]
     allowed = " ".join(f"+{c.lower()}" for c in ("SELECT", *commands))
     return [
         f"ACL SETUSER phasegate_gate on >CHANGE-ME ~* resetchannels -@all {allowed}",

@@ -26,14 +26,7 @@ import pytest
 import redis
 
 from phasegate import report
-from phasegate.errors import (
-    EXIT_GATE_FAILED,
-    EXIT_INCONCLUSIVE,
-    EXIT_OK,
-    EXIT_USAGE,
-    PhasegateError,
-    UsageError,
-)
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.parity.result import CheckResult
 from phasegate.plans import PLAN_SCALE
 from phasegate.redact import redact
@@ -347,13 +340,7 @@ def _exit_status(pytest_status: int, verdict: str, phase: str | None) -> int:
 
     Without --phase the library's own tests ran too: their failures keep 1.
     """
-    by_verdict = {
-        "pass": EXIT_OK,
-        "fail": EXIT_GATE_FAILED,
-        "error": EXIT_USAGE,
-        "inconclusive": EXIT_INCONCLUSIVE,
-    }
-    gate = by_verdict[verdict]
+    gate = report.EXIT_BY_VERDICT[verdict]
     if pytest_status == pytest.ExitCode.INTERRUPTED:
         return EXIT_USAGE
     if phase is None and pytest_status == pytest.ExitCode.TESTS_FAILED and gate != EXIT_USAGE:

@@ -18,12 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from phasegate.cutover import CHECKS as QUERY_CHECKS
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE
 from phasegate.load.gate import CHECKS as LOAD_CHECKS
 from phasegate.parity.phase_a import CHECKS as DATA_CHECKS
 from phasegate.parity.phase_b import CHECKS as BURST_CHECKS
 from phasegate.parity.result import CheckResult
 
 SCHEMA_VERSION = 1
+# A run's exit code follows its verdict, for pytest and the CLI alike.
+EXIT_BY_VERDICT = {
+    "pass": EXIT_OK,
+    "fail": EXIT_GATE_FAILED,
+    "error": EXIT_USAGE,
+    "inconclusive": EXIT_INCONCLUSIVE,
+}
 _MARK = {"pass": "pass", "fail": "**FAIL**", "skip": "skip", "inconclusive": "*inconclusive*"}
 
 
