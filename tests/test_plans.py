@@ -88,6 +88,16 @@ def test_a_thread_index_with_one_expression_fails_the_plan(planned: Conn) -> Non
     assert any("lacks GREATEST(from_user, to_user)" in p for p in problems), problems
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_an_app_index_named_otherwise_serves_the_catalog(planned: Conn, mode: Mode) -> None:
+    """The app calls its thread index app_thread_pair: the read path maps onto it by
+    keys, and the plan check judges that index."""
+    planned.execute("ALTER INDEX messages_thread_idx RENAME TO app_thread_pair")
+    check = check_plan(planned, CATALOG["thread"], SchemaModel.from_database(planned), mode, 10_000)
+    assert check.problems == []
+    assert check.index == "app_thread_pair"
+
+
 def test_any_of_players_fails_the_plan(planned: Conn) -> None:
     """`$1 = ANY(players)` cannot use the GIN index, even with Seq Scans disabled."""
     query = _variant("games_by_player", "players @> ARRAY[$1]::text[]", "$1 = ANY(players)")

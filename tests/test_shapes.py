@@ -10,13 +10,23 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlglot import exp
 
 from phasegate.errors import UsageError
 from phasegate.queries import load_catalog
 from phasegate.schema import schema_sql
-from phasegate.shapes import SchemaModel, Statement, check_all, check_statement, from_catalog
-from phasegate.shapes.extract import app_statements, js_templates, python_sql
-from phasegate.shapes.sqltext import parse_keys, split_statements
+from phasegate.shapes import (
+    SchemaModel,
+    Statement,
+    check_all,
+    check_schema,
+    check_statement,
+    from_catalog,
+)
+from phasegate.shapes.extract import app_statements, extract, js_templates, python_sql
+from phasegate.shapes.sqltext import parse_keys, parse_one, split_statements
 
 CASES_DIR = Path(__file__).parent / "shape_cases"
 SAMPLE_APP = Path(__file__).parent / "sample_app"
@@ -36,12 +46,18 @@ class Case:
     statement: Statement
 
 
-def load_cases() -> list[Case]:
-    """Titled cases from tests/shape_cases/*.sql (``-- title:``, ``-- expect:``, SQL)."""
+SCHEMA_CASES = "fk_index.sql"  # cases that are whole schemas, not statements
+
+
+def load_cases(name: str = "*.sql") -> list[Case]:
+    """Titled cases from tests/shape_cases/*.sql (``-- title:``, ``-- expect:``,
+    optionally ``-- index:`` and ``-- form:``, then the SQL)."""
     cases = []
-    for path in sorted(CASES_DIR.glob("*.sql")):
+    for path in sorted(CASES_DIR.glob(name)):
+        if name == "*.sql" and path.name == SCHEMA_CASES:
+            continue
         for block in re.split(r"\n(?=-- title:)", path.read_text())[1:]:
-            head = dict(re.findall(r"^-- (title|expect|index): *(.*)$", block, re.M))
+            head = dict(re.findall(r"^-- (title|expect|index|form): *(.*)$", block, re.M))
             sql = "\n".join(x for x in block.splitlines() if not x.startswith("--"))
             index, _, keys = head.get("index", "").partition(" (")
             expect = (
@@ -55,6 +71,7 @@ def load_cases() -> list[Case]:
                 head["title"],
                 expected_index=index or None,
                 expected_keys=parse_keys(keys.removesuffix(")")),
+                form=head.get("form", "catalog"),
             )
             cases.append(Case(path.stem, head["title"], expect, statement))
     return cases
@@ -68,6 +85,22 @@ def test_each_titled_case_raises_exactly_its_rules(case: Case) -> None:
     """The rules a case expects fire, and no others."""
     findings = check_statement(case.statement, PROJECT)
     assert {f.rule for f in findings} == case.expect, "\n".join(map(str, findings))
+
+
+SCHEMAS = load_cases(SCHEMA_CASES)
+
+
+@pytest.mark.parametrize("case", SCHEMAS, ids=[c.title for c in SCHEMAS])
+def test_each_schema_case_raises_exactly_its_rules(case: Case) -> None:
+    """fk-index cases are whole schemas: the rule fires exactly where a key lacks an index."""
+    findings = check_schema(SchemaModel.from_ddl(case.statement.sql, case.title))
+    assert {f.rule for f in findings} == case.expect, "\n".join(map(str, findings))
+
+
+def test_the_project_schema_indexes_every_foreign_key_fk_add_makes() -> None:
+    """Every handle column fk add references has an index (games.winner needed one)."""
+    assert check_schema(PROJECT) == []
+    assert len(PROJECT.foreign_keys) == 12
 
 
 def test_every_catalogued_query_passes_on_the_project_schema() -> None:
@@ -150,31 +183,79 @@ def test_findings_say_query_expected_index_and_rewrite() -> None:
     assert "fix: LEAST(from_user, to_user) = LEAST($1, $2) AND GREATEST" in text
 
 
-def test_app_src_finds_every_statement_with_file_and_line() -> None:
-    """Python execute strings, .sql statements and JS/TS templates, each with its line."""
-    origins = [s.origin for s in app_statements(SAMPLE_APP)]
-    assert origins == [
-        "sample_app/api/games.ts:6",
-        "sample_app/api/games.ts:10",
-        "sample_app/api/messages.js:7",
-        "sample_app/api/messages.js:17",
-        "sample_app/api/messages.js:24",
-        "sample_app/db/queries.py:3",
-        "sample_app/db/queries.py:13",
-        "sample_app/sql/reports.sql:2",
-        "sample_app/sql/reports.sql:4",
-        "sample_app/sql/reports.sql:6",
+def test_app_src_finds_every_statement_with_file_line_and_form() -> None:
+    """Every form the sample app uses is found, each statement with its line; the
+    calls whose SQL is built at run time are listed, not dropped."""
+    found = extract(SAMPLE_APP)
+    assert [(s.origin, s.form) for s in found.statements] == SAMPLE_STATEMENTS
+    assert [str(u) for u in found.unread] == [
+        "sample_app/api/threads.js:63 [js-call] not read: db.query(): the SQL comes from "
+        "'buildSearch', built at run time",
+        "sample_app/db/queries.py:54 [py-call] not read: execute(): the SQL comes from "
+        "'query.upper()', built at run time",
     ]
+    assert found.summary() == (
+        "32 statements found (js-call 10, js-tagged 5, py-call 4, py-text 2, sql-file 11); "
+        "2 calls not read"
+    )
 
 
-def test_app_src_findings_on_the_sample_app() -> None:
-    """The sample app's four bad queries are found, each at its file and line."""
+SAMPLE_STATEMENTS = [
+    ("sample_app/api/games.ts:6", "js-tagged"),
+    ("sample_app/api/games.ts:10", "js-tagged"),
+    ("sample_app/api/games.ts:16", "js-call"),
+    ("sample_app/api/games.ts:21", "js-call"),
+    ("sample_app/api/games.ts:26", "js-call"),
+    ("sample_app/api/messages.js:7", "js-tagged"),
+    ("sample_app/api/messages.js:17", "js-tagged"),
+    ("sample_app/api/messages.js:24", "js-tagged"),
+    ("sample_app/api/threads.js:9", "js-call"),
+    ("sample_app/api/threads.js:20", "js-call"),
+    ("sample_app/api/threads.js:32", "js-call"),
+    ("sample_app/api/threads.js:40", "js-call"),
+    ("sample_app/api/threads.js:45", "js-call"),
+    ("sample_app/api/threads.js:54", "js-call"),
+    ("sample_app/api/threads.js:58", "js-call"),
+    ("sample_app/db/queries.py:3", "py-call"),
+    ("sample_app/db/queries.py:13", "py-call"),
+    ("sample_app/db/queries.py:26", "py-call"),
+    ("sample_app/db/queries.py:35", "py-text"),
+    ("sample_app/db/queries.py:43", "py-text"),
+    ("sample_app/db/queries.py:48", "py-call"),
+    ("sample_app/sql/migrations/002_fks.sql:2", "sql-file"),
+    ("sample_app/sql/migrations/002_fks.sql:5", "sql-file"),
+    ("sample_app/sql/migrations/002_fks.sql:9", "sql-file"),
+    ("sample_app/sql/migrations/002_fks.sql:11", "sql-file"),
+    ("sample_app/sql/migrations/002_fks.sql:13", "sql-file"),
+    ("sample_app/sql/reports.sql:2", "sql-file"),
+    ("sample_app/sql/reports.sql:4", "sql-file"),
+    ("sample_app/sql/reports.sql:6", "sql-file"),
+    ("sample_app/sql/rollback/002_down.sql:2", "sql-file"),
+    ("sample_app/sql/rollback/002_down.sql:3", "sql-file"),
+    ("sample_app/sql/rollback/002_down.sql:4", "sql-file"),
+]
+
+
+def test_app_src_findings_on_the_sample_app_exactly() -> None:
+    """The sample app's defects are found, each at its file and line, and nothing
+    else: the correct statements (information_schema, a partial index implied,
+    an ORDER BY on an aggregate, upserts, guarded DDL) raise nothing."""
     findings = check_all(app_statements(SAMPLE_APP), PROJECT)
     assert sorted((f.statement.origin, f.rule) for f in findings) == [
+        ("sample_app/api/games.ts:21", "in-pairs"),
         ("sample_app/api/games.ts:6", "any-array"),
         ("sample_app/api/messages.js:17", "or-pairs"),
+        ("sample_app/api/threads.js:32", "idempotent-write"),
+        ("sample_app/api/threads.js:54", "unknown-name"),
+        ("sample_app/api/threads.js:9", "read-path-shape"),
         ("sample_app/db/queries.py:13", "order-by"),
+        ("sample_app/db/queries.py:13", "read-path-shape"),
+        ("sample_app/db/queries.py:43", "idempotent-write"),
+        ("sample_app/sql/migrations/002_fks.sql:2", "rerunnable-ddl"),
+        ("sample_app/sql/migrations/002_fks.sql:9", "rerunnable-ddl"),
+        ("sample_app/sql/migrations/002_fks.sql:9", "rerunnable-ddl"),
         ("sample_app/sql/reports.sql:6", "unknown-name"),
+        ("sample_app/sql/rollback/002_down.sql:4", "parse"),
     ]
 
 
@@ -189,7 +270,9 @@ def test_the_cli_reports_a_bad_js_template_with_file_and_line() -> None:
     assert done.returncode == 1, done.stderr
     assert "sample_app/api/messages.js:17 [or-pairs]" in done.stdout
     assert "rewrite: LEAST(from_user, to_user) = LEAST($1, $2)" in done.stdout
-    assert "10 statements checked" in done.stdout
+    assert "32 statements checked" in done.stdout
+    assert "32 statements found (js-call 10, js-tagged 5" in done.stdout
+    assert "threads.js:63 [js-call] not read" in done.stdout
 
 
 def test_the_cli_passes_the_catalog_against_a_schema_file(tmp_path: Path) -> None:
@@ -234,3 +317,52 @@ def test_split_statements_keeps_quoted_semicolons_and_lines() -> None:
         (3, "SELECT $$a;b$$"),
         (6, "SELECT 3"),
     ]
+
+
+@given(
+    count=st.integers(min_value=1, max_value=40),
+    separators=st.lists(st.sampled_from([",", ", ", ",\n", " ,", ",\t", "\n,"]), min_size=40),
+    tail=st.sampled_from(["", "\n", " ", ")", "::int", ";"]),
+)
+def test_any_number_of_parameters_in_any_layout_parses_whole(
+    count: int, separators: list[str], tail: str
+) -> None:
+    """$1 ... $n, however separated and whatever follows the last, reach sqlglot as
+    exactly the parameters written (no $11 read as $1 and 1)."""
+    params = [f"${i}" for i in range(1, count + 1)]
+    listed = params[0] + "".join(sep + p for sep, p in zip(separators, params[1:], strict=False))
+    sql = f"SELECT id FROM users WHERE handle IN ({listed})" + (tail if tail != ")" else "")
+    if tail == "::int":
+        sql = f"SELECT {listed}::int FROM users"
+    tree = parse_one(sql.rstrip(";"))
+    found = sorted(int(p.this.this) for p in tree.find_all(exp.Parameter) if p.this)
+    assert found == list(range(1, count + 1))
+
+
+def test_the_catalog_maps_onto_an_app_schema_with_other_index_names(tmp_path: Path) -> None:
+    """Every index renamed: the catalog still passes, each read path matched by keys;
+    the finding for a missing one names the keys it looked for."""
+    renamed = re.sub(r"(INDEX IF NOT EXISTS )(\w+)", r"\1app_\2", schema_sql())
+    schema = SchemaModel.from_ddl(renamed, "app schema")
+    assert not any(i.name.startswith("messages_") and "pkey" not in i.name for i in schema.indexes)
+    assert check_all(from_catalog(CATALOG.values()), schema) == []
+    thread = schema.find("messages_thread_idx", parse_keys(CATALOG["thread"].keys))
+    assert thread is not None
+    assert thread.name == "app_messages_thread_idx"
+    without = SchemaModel.from_ddl(
+        renamed.replace("app_messages_thread_idx", "x_idx").replace(
+            "(LEAST(from_user, to_user), GREATEST(from_user, to_user), created_at DESC)",
+            "(created_at DESC)",
+        ),
+        "app schema",
+    )
+    (finding,) = check_all(from_catalog([CATALOG["thread"]]), without)
+    assert "no index has the keys (LEAST(from_user, to_user), GREATEST(from_user, to_user))" in (
+        finding.message
+    )
+
+
+def test_one_thousand_statements_check_quickly() -> None:
+    """Not a timed gate (benchmarks/shapes_check.py measures): a thousand statements run."""
+    statements = list(app_statements(SAMPLE_APP)) * 32
+    assert len(check_all(statements[:1000], PROJECT)) > 0

@@ -224,7 +224,7 @@ def check_plan(
     conn: Conn, query: Query, schema: SchemaModel, mode: Mode, seqscan_rows: int
 ) -> PlanCheck:
     """Plan ``query`` in ``mode`` and judge the plan against its expected index."""
-    index = schema.index(query.index)
+    index = schema.find(query.index, parse_keys(query.keys))
     if index is None:
         raise UsageError(f"{query.path}: index {query.index} is not in the {schema.origin}")
     params = sample_params(conn, query)

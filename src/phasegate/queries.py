@@ -15,7 +15,9 @@ copies. Each file starts with a header::
 relies on (leading keys of the index, each compared by the query, each in the
 plan's Index Cond); without them they are the index keys the query's equalities
 reach. ``sample`` (optional) is a query returning one row of realistic parameters
-from loaded data, for the plan checks.
+from loaded data, for the plan checks. ``limit`` (optional) is how many rows the
+read path returns when its LIMIT is a parameter (the app asks for 50): an app
+query on the same path must take as many (the ``read-path-shape`` rule).
 
 Queries use Postgres ``$n`` placeholders (run them with :class:`psycopg.RawCursor`).
 
@@ -33,7 +35,7 @@ from pathlib import Path
 from phasegate.errors import UsageError
 from phasegate.mappings import TYPE_IDS
 
-_HEADER = re.compile(r"^--\s*(name|type|params|index|sample):\s*(.*?)\s*$")
+_HEADER = re.compile(r"^--\s*(name|type|params|index|sample|limit):\s*(.*?)\s*$")
 _PARAM = re.compile(r"^\$(\d+)\s+(\w+)\s+([\w\[\]]+)$")
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 _INDEX = re.compile(r"^(\w+)\s*(?:\((.*)\))?$")
@@ -60,11 +62,21 @@ class Query:
     path: str
     first_line: int = 1  # the file line where the SQL starts
     sample: str = ""  # SQL giving one row of realistic parameters
+    limit: int | None = None  # rows the read path returns (its LIMIT parameter's value)
+
+
+_NEEDS_SPACE = re.compile(r"(\$\d+)(?=[^\d\s])")
 
 
 def for_sqlglot(sql: str) -> str:
-    """sqlglot 30 reads ``$1,$2`` as the start of a dollar-quoted string: space after ``$n``."""
-    return re.sub(r"(\$\d+)(?=\S)", r"\1 ", sql)
+    r"""sqlglot 30 reads ``$1,$2`` as the start of a dollar-quoted string: a space
+    after each ``$n`` that something other than a digit or a space follows (all
+    its digits kept: ``$11`` stays ``$11``, never ``$1 1``).
+
+    >>> for_sqlglot("SELECT $1,$10\nFROM t WHERE a IN ($11)")
+    'SELECT $1 ,$10\nFROM t WHERE a IN ($11 )'
+    """
+    return _NEEDS_SPACE.sub(r"\1 ", sql)
 
 
 def parse_query(text: str, path: str) -> Query:
@@ -115,7 +127,16 @@ def parse_query(text: str, path: str) -> Query:
         path,
         first_line,
         fields.get("sample", ""),
+        _limit(fields.get("limit"), path),
     )
+
+
+def _limit(text: str | None, path: str) -> int | None:
+    if text is None:
+        return None
+    if not text.isdigit():
+        raise UsageError(f"{path}: limit {text!r} is not a whole number of rows")
+    return int(text)
 
 
 def _param(text: str, path: str) -> Param:

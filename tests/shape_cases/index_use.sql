@@ -74,3 +74,16 @@ SELECT id FROM messages WHERE to_user = $1;
 -- title: a whole-table count needs no index
 -- expect: nothing
 SELECT count(*) FROM users;
+
+-- title: a partial index's predicate implied by the query (read = false implies NOT read)
+-- index: messages_unread_idx (to_user)
+-- expect: nothing
+SELECT count(*) FROM messages WHERE to_user = $1 AND read = false;
+
+-- title: ORDER BY an aggregate: no index order could serve it
+-- expect: nothing
+SELECT from_user, count(*) AS n FROM messages WHERE to_user = $1 GROUP BY from_user ORDER BY n DESC LIMIT 10;
+
+-- title: ORDER BY count(*) itself
+-- expect: nothing
+SELECT category FROM board_entries GROUP BY category ORDER BY count(*) DESC LIMIT 5;

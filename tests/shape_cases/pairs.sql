@@ -21,3 +21,11 @@ SELECT id FROM messages WHERE from_user IN ($1, $2) AND to_user IN ($1, $2);
 -- title: IN lists of different values are fine
 -- expect: nothing
 SELECT id FROM messages WHERE to_user IN ($1, $2) AND from_user IN ($3, $4);
+
+-- title: a tuple IN-list of both directions
+-- expect: in-pairs
+SELECT id FROM messages WHERE (from_user, to_user) IN (($1, $2), ($2, $1)) ORDER BY created_at DESC LIMIT 50;
+
+-- title: a tuple IN-list of two unrelated pairs is not the anti-pattern
+-- expect: no-index
+SELECT id FROM messages WHERE (from_user, to_user) IN (($1, $2), ($3, $4));

@@ -17,26 +17,52 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
+import pglast.parser
 import sqlglot.errors
 from sqlglot import exp
 
 from phasegate.queries import Query
 from phasegate.shapes.model import SchemaModel
 from phasegate.shapes.result import ShapeFinding, Statement
-from phasegate.shapes.rules import any_array, index_use, pairs, unknown_names
+from phasegate.shapes.rules import (
+    any_array,
+    fk_index,
+    idempotent_write,
+    index_use,
+    pairs,
+    read_path_shape,
+    rerunnable_ddl,
+    unknown_names,
+)
 from phasegate.shapes.sqltext import parse_keys, parse_many
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)  # we report what it cannot read
 
-__all__ = ["SchemaModel", "ShapeFinding", "Statement", "check_statement", "from_catalog"]
+__all__ = [
+    "NOTICES",
+    "SchemaModel",
+    "ShapeFinding",
+    "Statement",
+    "check_all",
+    "check_schema",
+    "check_statement",
+    "from_catalog",
+]
 
 Rule = Callable[[Statement, exp.Expr, SchemaModel], Iterator[ShapeFinding]]
-RULES: tuple[Rule, ...] = (unknown_names.check, index_use.check, pairs.check, any_array.check)
-# Statements that define or administer rather than read or write rows.
+RULES: tuple[Rule, ...] = (
+    unknown_names.check,
+    index_use.check,
+    pairs.check,
+    any_array.check,
+    idempotent_write.check,
+    read_path_shape.check,
+)
+# Rules for statements that define the schema (a migration script).
+DDL_RULES: tuple[Rule, ...] = (rerunnable_ddl.check,)
+_DDL = (exp.Create, exp.Drop, exp.Alter)
+# Statements that administer rather than define, read or write.
 _NOT_DML = (
-    exp.Create,
-    exp.Drop,
-    exp.Alter,
     exp.Transaction,
     exp.Set,
     exp.Grant,
@@ -44,6 +70,9 @@ _NOT_DML = (
     exp.Analyze,
 )
 _ANTI_PATTERNS = {"or-pairs", "in-pairs", "any-array"}
+# Listed, but not a defect: the statement is valid and simply was not checked.
+NOT_UNDERSTOOD = "not-understood"
+NOTICES = frozenset({NOT_UNDERSTOOD})
 # Administrative statements sqlglot keeps as opaque commands; anything else opaque
 # is a statement it could not read.
 _ADMIN_COMMANDS = {"VACUUM", "DO", "REVOKE", "REINDEX", "CLUSTER", "REFRESH", "LISTEN", "NOTIFY"}
@@ -58,13 +87,32 @@ def from_catalog(catalog: Iterable[Query]) -> list[Statement]:
 
 
 def check_statement(statement: Statement, schema: SchemaModel) -> list[ShapeFinding]:
-    """Every finding of every rule for one statement (parse errors included)."""
+    """Every finding of every rule for one statement (parse errors included).
+
+    Postgres's own grammar (libpg_query, through pglast) decides whether it is
+    valid SQL; sqlglot then reads it for the rules. Valid SQL that sqlglot
+    cannot read is listed as ``not-understood``: found, not checked, not failed.
+    """
+    try:
+        pglast.parser.parse_sql(statement.sql)
+    except pglast.parser.ParseError as e:
+        return [ShapeFinding("parse", statement, f"Postgres rejects it: {e}")]
     try:
         trees = parse_many(statement.sql)
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as e:
-        return [ShapeFinding("parse", statement, f"does not parse as Postgres: {_reason(e)}")]
+        return [
+            ShapeFinding(
+                NOT_UNDERSTOOD,
+                statement,
+                f"valid Postgres that the checks cannot read, so not checked: {_reason(e)}",
+            )
+        ]
     findings: list[ShapeFinding] = []
     for tree in trees:
+        if isinstance(tree, _DDL):
+            for rule in DDL_RULES:
+                findings.extend(rule(statement, tree, schema))
+            continue
         if isinstance(tree, _NOT_DML) or (
             isinstance(tree, exp.Command) and str(tree.this).upper() in _ADMIN_COMMANDS
         ):
@@ -94,3 +142,8 @@ def _reason(error: Exception) -> str:
 
 def check_all(statements: Iterable[Statement], schema: SchemaModel) -> list[ShapeFinding]:
     return [f for s in statements for f in check_statement(s, schema)]
+
+
+def check_schema(schema: SchemaModel) -> list[ShapeFinding]:
+    """Findings of the schema itself (foreign keys without an index)."""
+    return list(fk_index.check_schema(schema))

@@ -69,6 +69,8 @@ class Source:
     limit: bool
     columns: list[exp.Column]
     opaque: bool  # reads a derived table or CTE too, so bare names may be its columns
+    aggregated: bool = False  # GROUP BY or aggregates: rows are sorted after grouping
+    aliases: frozenset[str] = frozenset()  # output names of the select list
 
 
 def sources_of(tree: exp.Expr) -> Iterator[Source]:
@@ -96,6 +98,7 @@ def sources_of(tree: exp.Expr) -> Iterator[Source]:
         for join in select.args.get("joins") or []:
             if join.args.get("on") is not None:
                 conditions += conjuncts(join.args["on"])
+        projection = select.args.get("expressions") or []
         yield Source(
             tables,
             conditions,
@@ -103,6 +106,9 @@ def sources_of(tree: exp.Expr) -> Iterator[Source]:
             select.args.get("limit") is not None or select.args.get("fetch") is not None,
             list(scope.columns),
             opaque=len(tables) < len(scope.sources),
+            aggregated=select.args.get("group") is not None
+            or any(p.find(exp.AggFunc) is not None for p in projection),
+            aliases=frozenset(p.alias.lower() for p in projection if p.alias),
         )
 
 
@@ -196,11 +202,16 @@ def _classify(
 def _order(
     order: exp.Order, source: Source, schema: SchemaModel | None
 ) -> tuple[str | None, list[tuple[str, bool]]]:
-    """The one alias an ORDER BY sorts on, with its keys; None if it spans tables."""
+    """The one alias an ORDER BY sorts on, with its keys; None if it spans tables,
+    or sorts groups, aggregates or output names (no index order can serve those)."""
+    if source.aggregated:
+        return None, []
     keys, owners = [], set()
     for item in order.expressions:
         node = item.this if isinstance(item, exp.Ordered) else item
-        if not columns_of(node):
+        if not columns_of(node) or node.find(exp.AggFunc) is not None:
+            return None, []
+        if isinstance(node, exp.Column) and not node.table and node.name.lower() in source.aliases:
             return None, []
         owners |= _owners(node, source, schema)
         keys.append((key_sql(node), bool(item.args.get("desc"))))

@@ -15,6 +15,7 @@ its indexes back as ``CREATE INDEX`` text (``pg_indexes.indexdef``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import psycopg
@@ -58,6 +59,19 @@ class Index:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    """A foreign key: its referencing columns, and where it was declared."""
+
+    table: str
+    columns: tuple[str, ...]
+    references: str
+    origin: str  # the DDL text, or "phasegate fk add"
+
+    def __str__(self) -> str:
+        return f"{self.table} ({', '.join(self.columns)}) REFERENCES {self.references}"
+
+
+@dataclass(frozen=True)
 class Table:
     name: str
     columns: dict[str, str]  # column -> type as written (``text[]`` for arrays)
@@ -73,6 +87,7 @@ class SchemaModel:
     origin: str = "project schema"
     tables: dict[str, Table] = field(default_factory=dict)
     indexes: list[Index] = field(default_factory=list)
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # DDL statements not understood
 
     def indexes_of(self, table: str) -> list[Index]:
@@ -80,6 +95,42 @@ class SchemaModel:
 
     def index(self, name: str) -> Index | None:
         return next((i for i in self.indexes if i.name == name), None)
+
+    def find(self, name: str, keys: tuple[str, ...] = ()) -> Index | None:
+        """The index a catalogued query relies on, matched by what it is, not what it
+        is called: an index of the same table (phasegate's own index of that name
+        says which) with the same leading keys, method and predicate. ``name``
+        decides only between equals; ``keys`` are the keys relied on (default: all
+        of the reference index's).
+
+        >>> theirs = SchemaModel.from_ddl(
+        ...     "CREATE TABLE messages (id text PRIMARY KEY, from_user text, to_user text);"
+        ...     "CREATE INDEX app_pair ON messages (LEAST(from_user, to_user),"
+        ...     " GREATEST(from_user, to_user))")
+        >>> pair = ("LEAST(from_user, to_user)", "GREATEST(from_user, to_user)")
+        >>> theirs.find("messages_thread_idx", pair).name
+        'app_pair'
+        """
+        reference = _project_index(name)
+        named = self.index(name)
+        if reference is None:
+            return named
+        wanted = keys or tuple(k.sql for k in reference.keys)
+
+        def fits(index: Index) -> bool:
+            leading = tuple(k.sql for k in index.keys[: len(wanted)])
+            return (
+                index.table == reference.table
+                and leading == wanted
+                and index.method == reference.method
+                and set(index.predicate) <= set(reference.predicate)
+            )
+
+        if named is not None and fits(named):
+            return named
+        same = [i for i in self.indexes_of(reference.table) if fits(i)]
+        same.sort(key=lambda i: (i.predicate != reference.predicate, len(i.keys)))
+        return same[0] if same else named
 
     @classmethod
     def from_ddl(cls, text: str, origin: str = "DDL") -> SchemaModel:
@@ -92,15 +143,26 @@ class SchemaModel:
                 model.skipped.append(f"{origin}:{line}: not understood, skipped")
                 continue
             if isinstance(tree, exp.Create) and tree.kind == "TABLE":
-                model._add_table(tree)
+                model._add_table(tree, sql)
             elif isinstance(tree, exp.Create) and tree.kind == "INDEX":
                 model._add_index(tree, sql)
+            elif isinstance(tree, exp.Alter) and isinstance(tree.this, exp.Table):
+                for constraint in tree.find_all(exp.ForeignKey):
+                    model._add_foreign_key(tree.this.name.lower(), constraint, sql)
         return model
 
     @classmethod
     def project(cls) -> SchemaModel:
-        """The schema phasegate applies (``src/phasegate/sql/schema.sql``)."""
-        return cls.from_ddl(schema_sql(), "project schema (phasegate/sql/schema.sql)")
+        """The schema phasegate applies (``src/phasegate/sql/schema.sql``), with the
+        foreign keys ``phasegate fk add`` adds (every handle column to users)."""
+        from phasegate.mappings import MAPPINGS
+
+        model = cls.from_ddl(schema_sql(), "project schema (phasegate/sql/schema.sql)")
+        for mapping in MAPPINGS.values():
+            for column in mapping.handle_columns:
+                fk = ForeignKey(mapping.table, (column,), "users", "phasegate fk add")
+                model.foreign_keys.append(fk)
+        return model
 
     @classmethod
     def from_file(cls, path: Path) -> SchemaModel:
@@ -134,6 +196,23 @@ class SchemaModel:
             "ORDER BY tablename, indexname"
         ):
             model._add_index(parse_one(str(indexdef)), str(indexdef))
+        for table, fk_columns, references, definition in conn.execute(
+            "SELECT c.conrelid::regclass::text, "
+            "ARRAY(SELECT a.attname FROM unnest(c.conkey) WITH ORDINALITY k(n, i) "
+            "JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.n ORDER BY k.i), "
+            "c.confrelid::regclass::text, pg_get_constraintdef(c.oid) "
+            "FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
+            "WHERE c.contype = 'f' AND n.nspname = current_schema() ORDER BY 1, 2"
+        ):
+            assert isinstance(fk_columns, list)
+            model.foreign_keys.append(
+                ForeignKey(
+                    str(table).lower(),
+                    tuple(str(c).lower() for c in fk_columns),
+                    str(references).lower(),
+                    f"ALTER TABLE {table} ADD {definition}",
+                )
+            )
         return model
 
     @classmethod
@@ -159,7 +238,7 @@ class SchemaModel:
             conn.read_only = True
             return cls.from_database(conn)
 
-    def _add_table(self, tree: exp.Create) -> None:
+    def _add_table(self, tree: exp.Create, ddl: str = "") -> None:
         schema = tree.this
         name = schema.this.name.lower()
         columns: dict[str, str] = {}
@@ -173,12 +252,27 @@ class SchemaModel:
                     primary = [column]
                 if any(isinstance(c, exp.UniqueColumnConstraint) for c in constraints):
                     self.indexes.append(Index(f"{name}_{column}_key", name, (IndexKey(column),)))
+                for reference in (c for c in constraints if isinstance(c, exp.Reference)):
+                    target = reference.this
+                    table = target.this if isinstance(target, exp.Schema) else target
+                    self.foreign_keys.append(ForeignKey(name, (column,), table.name.lower(), ddl))
             elif isinstance(item, exp.PrimaryKey):
                 primary = [e.name.lower() for e in item.expressions]
+            elif isinstance(item, exp.ForeignKey):
+                self._add_foreign_key(name, item, ddl)
         self.tables[name] = Table(name, columns)
         if primary:
             keys = tuple(IndexKey(c) for c in primary)
             self.indexes.append(Index(f"{name}_pkey", name, keys))
+
+    def _add_foreign_key(self, table: str, key: exp.ForeignKey, ddl: str) -> None:
+        reference = key.args.get("reference")
+        target = reference.this if reference is not None else None
+        ref = target.this if isinstance(target, exp.Schema) else target
+        columns = tuple(e.name.lower() for e in key.expressions)
+        self.foreign_keys.append(
+            ForeignKey(table, columns, ref.name.lower() if ref is not None else "?", ddl)
+        )
 
     def _add_index(self, tree: exp.Expr, ddl: str) -> None:
         index = tree.this
@@ -204,6 +298,13 @@ class SchemaModel:
                 ddl,
             )
         )
+
+
+@cache
+def _project_index(name: str) -> Index | None:
+    """phasegate's own index of that name: the table, keys and predicate a
+    catalogued query's ``-- index:`` header means."""
+    return SchemaModel.project().index(name)
 
 
 def _type_name(kind: exp.Expr | None) -> str:

@@ -15,6 +15,7 @@ class Statement:
     type_id: str | None = None
     expected_index: str | None = None
     expected_keys: tuple[str, ...] = ()  # normalised key expressions it relies on
+    form: str = "catalog"  # how it was found: catalog, sql-file, js-tagged, js-call, py-call...
 
     @property
     def preview(self) -> str:
@@ -30,7 +31,8 @@ class ShapeFinding:
     match, and the rewrite when there is a standard one.
     """
 
-    rule: str  # parse, unknown-name, index, no-index, order-by, or-pairs, in-pairs, any-array
+    rule: str  # parse, unknown-name, index, no-index, order-by, or-pairs, in-pairs, any-array,
+    # idempotent-write, read-path-shape, rerunnable-ddl, fk-index
     statement: Statement
     message: str
     expected: str = ""

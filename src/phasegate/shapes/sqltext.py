@@ -12,7 +12,7 @@ into Postgres ``$n``, parse for sqlglot, and normalise expressions for compariso
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import sqlglot
 from sqlglot import exp
@@ -87,6 +87,47 @@ def python_placeholders(sql: str) -> str:
         return f"${counter}"
 
     return _PY_PARAM.sub(number, sql.replace("%%", "%"))
+
+
+def _outside_quotes(
+    sql: str, pattern: re.Pattern[str], replace: Callable[[re.Match[str]], str]
+) -> str:
+    """``pattern`` replaced only outside '...', "..." and $$...$$ (and comments)."""
+    out, i = [], 0
+    for match in _QUOTED.finditer(sql):
+        out.append(pattern.sub(replace, sql[i : match.start()]))
+        out.append(match[0])
+        i = match.end()
+    out.append(pattern.sub(replace, sql[i:]))
+    return "".join(out)
+
+
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\$\$.*?\$\$|--[^\n]*", re.S)
+_QUESTION = re.compile(r"(?<![?\w])\?(?![?|&\w])")
+_COLON = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def question_placeholders(sql: str) -> str:
+    """``?`` placeholders (mysql-style helpers) as ``$1, $2, ...``; left alone when
+    the statement already uses ``$n`` or the ``?`` is a jsonb operator (``?|``, ``?&``).
+
+    >>> question_placeholders("SELECT * FROM t WHERE a = ? AND b = '?' AND c = ?")
+    "SELECT * FROM t WHERE a = $1 AND b = '?' AND c = $2"
+    """
+    if re.search(r"\$\d", sql):
+        return sql
+    counter = iter(range(1, 10_000))
+    return _outside_quotes(sql, _QUESTION, lambda _m: f"${next(counter)}")
+
+
+def colon_placeholders(sql: str) -> str:
+    """SQLAlchemy's ``:name`` as ``$n`` (one number per name; ``::type`` casts kept).
+
+    >>> colon_placeholders("SELECT :a::text, :b, ':c', :a")
+    "SELECT $1::text, $2, ':c', $1"
+    """
+    names: dict[str, int] = {}
+    return _outside_quotes(sql, _COLON, lambda m: f"${names.setdefault(m[1], len(names) + 1)}")
 
 
 def parse_one(sql: str) -> exp.Expr:

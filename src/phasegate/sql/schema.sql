@@ -134,3 +134,5 @@ CREATE TABLE IF NOT EXISTS games (
     updated_at  timestamptz
 );
 CREATE INDEX IF NOT EXISTS games_players_idx ON games USING gin (players);
+-- fk add references users from winner: a user's delete cascades through this index
+CREATE INDEX IF NOT EXISTS games_winner_idx ON games (winner);

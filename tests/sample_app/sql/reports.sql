@@ -1,5 +1,5 @@
 -- Reporting queries run by a cron job.
-CREATE INDEX IF NOT EXISTS friends_friend_idx ON friends (friend);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS friends_friend_idx ON friends (friend);
 
 SELECT friend FROM friends WHERE handle = $1 ORDER BY friend;
 

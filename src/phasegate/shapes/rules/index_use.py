@@ -13,6 +13,7 @@ judged; otherwise any index of the table will do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ class Verdict:
 def judge(index: Index, access: Access) -> Verdict:
     """Whether ``index`` serves ``access``, and if not, why."""
     where: list[str] = []
-    missing = [p for p in index.predicate if p not in access.conditions]
+    missing = [p for p in index.predicate if not implied(p, access)]
     if missing:
         where.append(f"it is partial (WHERE {' AND '.join(index.predicate)}); the query lacks it")
     if not index.is_btree:
@@ -61,6 +62,31 @@ def judge(index: Index, access: Access) -> Verdict:
         conditions = " AND ".join(access.conditions)
         where.append(f"it leads with {keys[0]}, which the query does not compare: {conditions}")
     return Verdict(where, _order_problems(index, access, prefix))
+
+
+def implied(predicate: str, access: Access) -> bool:
+    """Whether the query's WHERE implies a partial index's predicate conjunct:
+    written the same, ``x IS NOT NULL`` under any comparison of ``x`` (a NULL
+    never compares true), or a boolean predicate written as ``= TRUE/FALSE``.
+
+    >>> from phasegate.shapes.analysis import Access
+    >>> implied("status IS NOT NULL", Access("t", equals=["status"]))
+    True
+    >>> implied("NOT read", Access("t", conditions=["read = FALSE"]))
+    True
+    >>> implied("NOT read", Access("t", conditions=["to_user = $1"]))
+    False
+    """
+    if predicate in access.conditions:
+        return True
+    not_null = re.fullmatch(r"(.+) IS NOT NULL", predicate)
+    if not_null:
+        column = not_null[1]
+        return column in (*access.equals, *access.ranges, *access.contains)
+    if predicate.startswith("NOT "):
+        column = predicate[4:]
+        return any(c in access.conditions for c in (f"{column} = FALSE", f"{column} IS FALSE"))
+    return any(c in access.conditions for c in (f"{predicate} = TRUE", f"{predicate} IS TRUE"))
 
 
 def _near_misses(index: Index, access: Access) -> Iterator[str]:
@@ -109,13 +135,16 @@ def _order_problems(index: Index, access: Access, prefix: int) -> list[str]:
 
 
 def check(statement: Statement, tree: exp.Expr, schema: SchemaModel) -> Iterator[ShapeFinding]:
-    expected = schema.index(statement.expected_index) if statement.expected_index else None
-    if statement.expected_index and expected is None:
+    name = statement.expected_index
+    expected = schema.find(name, statement.expected_keys) if name else None
+    if name and expected is None:
+        keys = ", ".join(statement.expected_keys) or "its keys"
         yield ShapeFinding(
             RULE,
             statement,
-            f"the index {statement.expected_index} it relies on is not in the {schema.origin}",
-            statement.expected_index,
+            f"the index {name} it relies on is not in the {schema.origin} "
+            f"(no index has the keys ({keys}) under any name)",
+            name,
             "create it (see src/phasegate/sql/schema.sql) or fix the query's `-- index:` header",
         )
         return

@@ -1,7 +1,8 @@
 """Rules ``or-pairs`` and ``in-pairs``: a two-way pair lookup written so no index serves it.
 
-``(a = $1 AND b = $2) OR (a = $2 AND b = $1)`` and ``a IN ($1, $2) AND b IN ($1,
-$2)`` both ask for the rows between two values in either direction. Neither can
+``(a = $1 AND b = $2) OR (a = $2 AND b = $1)``, ``a IN ($1, $2) AND b IN ($1,
+$2)`` and ``(a, b) IN (($1, $2), ($2, $1))`` all ask for the rows between two
+values in either direction. Neither can
 use the pair's expression index, and the IN form also matches ``a = b = $1``.
 The rewrite is ``LEAST(a, b) = LEAST($1, $2) AND GREATEST(a, b) = GREATEST($1, $2)``.
 """
@@ -81,6 +82,18 @@ def _in_pairs(
             values = tuple(sorted(key_sql(v) for v in part.expressions))
             if len(values) == 2:
                 lists.setdefault(values, []).append(key_sql(part.this))
+    for part in conjuncts(where.this):
+        swapped = _tuple_pairs(part)
+        if swapped is not None:
+            a, b, x, y = swapped
+            yield ShapeFinding(
+                "in-pairs",
+                statement,
+                f"({a}, {b}) IN (({x}, {y}), ({y}, {x})) cannot use a pair index: Postgres "
+                "reads the rows of each column separately",
+                _pair_index(schema, a, b),
+                _rewrite(a, b, x, y),
+            )
     for (x, y), columns in lists.items():
         if len(columns) == 2:
             a, b = columns
@@ -92,3 +105,19 @@ def _in_pairs(
                 _pair_index(schema, a, b),
                 _rewrite(a, b, x, y),
             )
+
+
+def _tuple_pairs(part: exp.Expr) -> tuple[str, str, str, str] | None:
+    """(a, b, x, y) when ``part`` is ``(a, b) IN ((x, y), (y, x))``."""
+    if not isinstance(part, exp.In) or not isinstance(part.this, exp.Tuple):
+        return None
+    columns = part.this.expressions
+    rows = [e.expressions for e in part.expressions if isinstance(e, exp.Tuple)]
+    if len(columns) != 2 or not all(isinstance(c, exp.Column) for c in columns):
+        return None
+    if len(rows) != 2 or any(len(row) != 2 for row in rows):
+        return None
+    (x, y), (y2, x2) = ([key_sql(v) for v in row] for row in rows)
+    if (x, y) != (x2, y2) or x == y:
+        return None
+    return key_sql(columns[0]), key_sql(columns[1]), x, y

@@ -1,4 +1,8 @@
-"""Rule ``unknown-name``: every table and column the statement names is in the schema."""
+"""Rule ``unknown-name``: every table and column the statement names is in the schema.
+
+The system catalogs (``information_schema.*``, ``pg_catalog.*`` and the ``pg_*``
+relations) are Postgres's own and always there.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from phasegate.shapes.model import SchemaModel
 from phasegate.shapes.result import ShapeFinding, Statement
 
 RULE = "unknown-name"
+SYSTEM_SCHEMAS = frozenset({"information_schema", "pg_catalog", "pg_toast"})
+
+
+def is_system(table: exp.Table) -> bool:
+    """A system catalog relation (``information_schema.tables``, ``pg_class``...)."""
+    return table.db.lower() in SYSTEM_SCHEMAS or table.name.lower().startswith("pg_")
 
 
 def check(statement: Statement, tree: exp.Expr, schema: SchemaModel) -> Iterator[ShapeFinding]:
     ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     reported: set[str] = set()
+    system = {t.alias_or_name.lower() for t in tree.find_all(exp.Table) if is_system(t)}
     for node in tree.find_all(exp.Table):
         name = node.name.lower()
+        if is_system(node):
+            continue
         if name and name not in ctes and name not in schema.tables and name not in reported:
             reported.add(name)
             yield ShapeFinding(RULE, statement, f"table {name} is not in the {schema.origin}")
@@ -27,6 +40,8 @@ def check(statement: Statement, tree: exp.Expr, schema: SchemaModel) -> Iterator
             if not name or isinstance(column.this, exp.Star):
                 continue
             alias = owner_of(column, source, schema)
+            if alias in system or (alias is None and system & set(source.tables)):
+                continue  # a system catalog's column
             table = source.tables.get(alias) if alias else None
             if table is None:
                 if column.table or source.opaque:
