@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 import pytest
 
-from phasegate.cutover import shape_result
+from phasegate.cutover import fk_index_result, shape_result
+from phasegate.mappings import MAPPINGS
 from phasegate.parity.result import CheckResult
+from phasegate.plugin import conclude
 from phasegate.queries import load_catalog
 from phasegate.shapes import SchemaModel, Statement, from_catalog
 
@@ -30,3 +32,13 @@ def test_query_shape(
     result = shape_result(statement, shape_schema)
     record_check(result)
     assert result.passed, result.explain()
+
+
+@pytest.mark.parametrize("type_id", list(MAPPINGS), ids=[f"{t}-fk-index" for t in MAPPINGS])
+def test_foreign_keys_have_indexes(
+    type_id: str, shape_schema: SchemaModel, record_check: Callable[[CheckResult], None]
+) -> None:
+    """Each foreign key of the type's table leads an index (ON DELETE CASCADE scans otherwise)."""
+    result = fk_index_result(MAPPINGS[type_id].table, type_id, shape_schema)
+    record_check(result)
+    conclude(result)

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlglot import exp
 
+from phasegate.cutover import fk_index_result
 from phasegate.errors import UsageError
 from phasegate.queries import load_catalog
 from phasegate.schema import schema_sql
@@ -366,3 +367,16 @@ def test_one_thousand_statements_check_quickly() -> None:
     """Not a timed gate (benchmarks/shapes_check.py measures): a thousand statements run."""
     statements = list(app_statements(SAMPLE_APP)) * 32
     assert len(check_all(statements[:1000], PROJECT)) > 0
+
+
+def test_the_fk_index_gate_check_fails_without_the_index_and_passes_with_it() -> None:
+    """games.winner without games_winner_idx: the gate check fails naming the key and fix."""
+    without = SchemaModel.from_ddl(
+        schema_sql().replace("CREATE INDEX IF NOT EXISTS games_winner_idx ON games (winner);", "")
+    )
+    without.foreign_keys.extend(PROJECT.foreign_keys)
+    failed = fk_index_result("games", "games", without)
+    assert failed.status == "fail"
+    assert "games (winner) REFERENCES users has no index on (winner)" in failed.explain()
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS games_winner_idx" in failed.explain()
+    assert fk_index_result("games", "games", PROJECT).status == "pass"

@@ -14,9 +14,28 @@ import psycopg
 from phasegate.parity.result import CheckResult, verdict
 from phasegate.plans import MODES, Mode, check_plan
 from phasegate.queries import Query
-from phasegate.shapes import SchemaModel, Statement, check_statement, from_catalog
+from phasegate.shapes import SchemaModel, Statement, check_schema, check_statement, from_catalog
 
-CHECKS = ("shape", *(f"plan-{m}" for m in MODES))
+CHECKS = ("shape", "fk-index", *(f"plan-{m}" for m in MODES))
+
+
+def fk_index_result(table: str, type_id: str, schema: SchemaModel) -> CheckResult:
+    """Every foreign key of ``table`` has an index on its referencing columns."""
+    keys = [fk for fk in schema.foreign_keys if fk.table == table]
+    findings = [f for f in check_schema(schema) if f.statement.origin.endswith(f": {table}")]
+    if not keys:
+        return CheckResult(
+            "C", f"{type_id}:schema", "fk-index", "skip", f"{table} has no foreign key"
+        )
+    return verdict(
+        "C",
+        f"{type_id}:schema",
+        "fk-index",
+        findings,
+        ok=f"{len(keys)} foreign key(s) of {table}, each served by an index ({schema.origin})",
+        bad="{n} foreign key(s) of " + table + " without an index",
+        metrics={"foreign_keys": [str(k) for k in keys]},
+    )
 
 
 def shape_result(statement: Statement, schema: SchemaModel) -> CheckResult:
