@@ -41,14 +41,18 @@ def fk_index_result(table: str, type_id: str, schema: SchemaModel) -> CheckResul
 def shape_result(statement: Statement, schema: SchemaModel) -> CheckResult:
     """The static verdict on one catalogued statement."""
     findings = check_statement(statement, schema)
+    name = statement.expected_index or ""
+    found = schema.find(name, statement.expected_keys) if name else None
+    served = found.name if found is not None else name
+    also = f" (the catalog's {name})" if served != name else ""
     return verdict(
         "C",
         f"{statement.type_id}:{statement.name}",
         "shape",
         findings,
-        ok=f"served by {statement.expected_index} ({schema.origin})",
+        ok=f"served by {served}{also} ({schema.origin})",
         bad="{n} shape finding(s) against the " + schema.origin,
-        metrics={"origin": statement.origin, "index": statement.expected_index},
+        metrics={"origin": statement.origin, "index": served},
     )
 
 
