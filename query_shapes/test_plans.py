@@ -41,6 +41,9 @@ def test_query_plan(
 ) -> None:
     """The plan uses the expected index with its keys in Index Cond; no large Seq Scan."""
     schema = SchemaModel.from_database(plan_db)
-    result = plan_result(plan_db, CATALOG[name], schema, mode, phasegate_settings.seqscan_rows)
+    s = phasegate_settings
+    result = plan_result(
+        plan_db, CATALOG[name], schema, mode, s.seqscan_rows, timeout_s=s.store_timeout
+    )
     record_check(result)
     assert result.passed, result.explain()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import orjson
 import pytest
@@ -84,3 +84,48 @@ def test_deeply_nested_json_is_a_finding_not_a_hang(migration: Migration, levels
     coverage = PhaseA(migration.kv, migration.pg, SEED, 10.0).run("coverage", "messages")
     assert coverage.status == "fail"
     assert "msg:deep1" in coverage.explain()
+
+
+def test_a_decoder_that_breaks_names_the_key_it_broke_on() -> None:
+    """A decoder bug (never bad data: that is a finding) names the entry it broke on."""
+    from dataclasses import replace
+
+    from phasegate.keyspace import KvEntry
+    from phasegate.mappings import MAPPINGS
+    from phasegate.mappings.base import Decoded, VariantEntry
+    from phasegate.parity.compare import _decode_naming_the_key
+
+    def brittle(entries: Iterable[VariantEntry]) -> Decoded:
+        for _variant, entry in entries:
+            if entry.key == "friends:bo":
+                raise KeyError("boom")
+        return Decoded()
+
+    mapping = replace(MAPPINGS["friends"], decoder=brittle)
+    entries = [
+        ("set", KvEntry("friends:al", "set", {b"bo"})),
+        ("set", KvEntry("friends:bo", "set", {b"al"})),
+    ]
+    with pytest.raises(RuntimeError, match=r"decoding friends broke on key friends:bo \(set\)"):
+        _decode_naming_the_key(mapping, entries)
+
+
+@pytest.mark.parametrize(
+    ("pytest_status", "verdict", "phase", "code"),
+    [
+        (0, "pass", "A", 0),
+        (1, "fail", "A", 1),
+        (1, "error", "A", 2),
+        (0, "inconclusive", "A", 3),
+        (2, "pass", "A", 2),  # interrupted (the gate deadline)
+        (3, "pass", "A", 2),  # a pytest internal error is never "inconclusive"
+        (1, "pass", None, 1),  # without --phase a library test failed
+    ],
+)
+def test_the_exit_code_follows_the_verdict(
+    pytest_status: int, verdict: str, phase: str | None, code: int
+) -> None:
+    """0 pass, 1 fail, 2 error, 3 inconclusive, the same as the CLI's codes."""
+    from phasegate.plugin import _exit_status
+
+    assert _exit_status(pytest_status, verdict, phase) == code

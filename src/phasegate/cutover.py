@@ -15,6 +15,7 @@ from phasegate.parity.result import CheckResult, verdict
 from phasegate.plans import MODES, Mode, check_plan
 from phasegate.queries import Query
 from phasegate.shapes import SchemaModel, Statement, check_schema, check_statement, from_catalog
+from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 CHECKS = ("shape", "fk-index", *(f"plan-{m}" for m in MODES))
 
@@ -62,9 +63,13 @@ def plan_result(
     schema: SchemaModel,
     mode: Mode,
     seqscan_rows: int,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> CheckResult:
-    """The plan verdict on one catalogued query in one plan mode."""
-    check = check_plan(conn, query, schema, mode, seqscan_rows)
+    """The plan verdict on one catalogued query in one plan mode (a Postgres that
+    does not answer within ``timeout_s`` fails it, naming the query)."""
+    with Watchdog(conn, timeout_s, f"planning {query.name} ({mode})"):
+        check = check_plan(conn, query, schema, mode, seqscan_rows)
     ms = f"{check.run.execution_ms:.3f} ms" if check.run.execution_ms is not None else "not run"
     keys = ", ".join(check.relied_keys) or "its key order"
     return verdict(
