@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from phasegate import burst
-from phasegate.parity import phase_b
+from phasegate.gates import phase_b
 from phasegate.reconcile import reconcile
 from phasegate.stores import connect_kv
 

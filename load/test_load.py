@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from phasegate.app.reads import ENDPOINTS, WRITE_ENDPOINTS
-from phasegate.load import gate
+from phasegate.gates import phase_c_load as gate
+from phasegate.gates.result import CheckResult
 from phasegate.load.runner import Run, read_baseline
 from phasegate.load.stats import Budgets
-from phasegate.parity.result import CheckResult
 from phasegate.plugin import conclude
 from phasegate.settings import Settings
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
+from phasegate.gates.phase_a import CHECKS, PhaseA
+from phasegate.gates.result import CheckResult
 from phasegate.mappings import TYPE_IDS
-from phasegate.parity.phase_a import CHECKS, PhaseA
-from phasegate.parity.result import CheckResult
 from phasegate.plugin import conclude
 
 pytestmark = pytest.mark.phase("A")

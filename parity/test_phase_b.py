@@ -6,7 +6,7 @@ kill them), loads them as Phase A left them, sends the type's app writes
 through the reference service in ``dual`` mode with shadow reads on, one window
 per fault kind, and records five checks: ``faults``, ``acked-durable``,
 ``retries-idempotent``, ``reconciled``, ``shadow-divergence``
-(see :mod:`phasegate.parity.phase_b`). Given ``--kv-url``/``--pg-url`` are never
+(see :mod:`phasegate.gates.phase_b`). Given ``--kv-url``/``--pg-url`` are never
 touched: the burst writes and kills, so it runs on stores of its own.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from phasegate.parity import phase_b
-from phasegate.parity.result import CheckResult
+from phasegate.gates import phase_b
+from phasegate.gates.result import CheckResult
 from phasegate.settings import Settings
 
 pytestmark = [pytest.mark.phase("B"), pytest.mark.own_servers]

@@ -14,8 +14,8 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from phasegate.cutover import plan_result
-from phasegate.parity.result import CheckResult
+from phasegate.gates.phase_c_queries import plan_result
+from phasegate.gates.result import CheckResult
 from phasegate.plans import MODES, Mode
 from phasegate.queries import load_catalog
 from phasegate.settings import Settings

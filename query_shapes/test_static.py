@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from phasegate.cutover import fk_index_result, shape_result
+from phasegate.gates.phase_c_queries import fk_index_result, shape_result
+from phasegate.gates.result import CheckResult
 from phasegate.mappings import MAPPINGS
-from phasegate.parity.result import CheckResult
 from phasegate.plugin import conclude
 from phasegate.queries import load_catalog
 from phasegate.shapes import SchemaModel, Statement, from_catalog

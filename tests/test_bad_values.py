@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from fixtures.migration import Migration
+from phasegate.gates.phase_a import PhaseA
 from phasegate.inventory import take_inventory
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS
-from phasegate.parity.phase_a import PhaseA
 from phasegate.servers import Sandbox
 from tests.test_phase_a_gate import SEED, make
 

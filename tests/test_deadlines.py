@@ -13,8 +13,8 @@ import pytest
 from fixtures.migration import Migration
 from phasegate.errors import StoreTimeoutError
 from phasegate.faults import FaultProxy
+from phasegate.gates.phase_a import PhaseA
 from phasegate.inventory import Inventory, take_inventory
-from phasegate.parity.phase_a import PhaseA
 from phasegate.servers import Sandbox
 from phasegate.stores import connect_kv, connect_pg
 from tests.test_phase_a_gate import SEED, make

@@ -40,9 +40,9 @@ from phasegate.dualwrite.ops import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
 from phasegate.faults import FaultProxy
 from phasegate.fk import add_foreign_keys
+from phasegate.gates import phase_b
 from phasegate.journal import Journal
 from phasegate.mappings.games import GAME_TYPES
-from phasegate.parity import phase_b
 from phasegate.reconcile import reconcile
 from phasegate.stores import connect_pg
 

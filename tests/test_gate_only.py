@@ -17,7 +17,7 @@ from fixtures.migration import Migration
 from phasegate import schema
 from phasegate.faults import FaultProxy
 from phasegate.fk import add_foreign_keys
-from phasegate.parity.phase_a import PhaseA
+from phasegate.gates.phase_a import PhaseA
 from phasegate.servers import Sandbox
 from phasegate.stores import connect_pg
 from tests.test_phase_a_gate import SEED, make

@@ -23,8 +23,8 @@ from psycopg_pool import AsyncConnectionPool
 from fixtures.migration import Migration
 from phasegate.app.reads import ENDPOINTS, KvReads, PgReads
 from phasegate.backfill import backfill
+from phasegate.gates.phase_c_load import p95_result
 from phasegate.load import params, runner
-from phasegate.load.gate import p95_result
 from phasegate.load.stats import (
     EXIT_ERRORS,
     EXIT_P95,

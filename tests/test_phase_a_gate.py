@@ -12,11 +12,11 @@ import pytest
 
 from fixtures.migration import Migration, migrate, rerun_evidence
 from phasegate import mappings
+from phasegate.gates.phase_a import CHECKS, PhaseA
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Decoded, VariantEntry
 from phasegate.parity.compare import in_sample
-from phasegate.parity.phase_a import CHECKS, PhaseA
 from phasegate.servers import Sandbox, scratch_database, scratch_kv
 
 HOUR_MS = 3_600_000

@@ -18,9 +18,9 @@ import pytest
 import redis
 
 from phasegate import burst
+from phasegate.gates import phase_b
+from phasegate.gates.result import CheckResult
 from phasegate.journal import Journal
-from phasegate.parity import phase_b
-from phasegate.parity.result import CheckResult
 
 pytestmark = pytest.mark.own_servers
 BUDGET = 5.0

@@ -15,8 +15,8 @@ import redis
 from fixtures.migration import Migration
 from phasegate import doctor
 from phasegate.errors import PermissionRefusedError
+from phasegate.gates.phase_a import CHECKS, PhaseA
 from phasegate.mappings import TYPE_IDS
-from phasegate.parity.phase_a import CHECKS, PhaseA
 from phasegate.servers import Sandbox
 from phasegate.stores import connect_kv, connect_pg
 from tests.test_phase_a_gate import SEED, make

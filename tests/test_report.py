@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from phasegate import report
-from phasegate.parity.result import CheckResult
+from phasegate.gates.result import CheckResult
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlglot import exp
 
-from phasegate.cutover import fk_index_result
 from phasegate.errors import UsageError
+from phasegate.gates.phase_c_queries import fk_index_result
 from phasegate.queries import load_catalog
 from phasegate.schema import schema_sql
 from phasegate.shapes import (

@@ -27,14 +27,14 @@ from rich.table import Table
 
 from phasegate import schema
 from phasegate.backfill import BackfillResult, backfill
-from phasegate.cutover import all_results
 from phasegate.errors import UsageError
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport, add_foreign_keys
+from phasegate.gates.phase_a import CHECKS, PhaseA, RerunEvidence
+from phasegate.gates.phase_c_queries import all_results
+from phasegate.gates.result import CheckResult
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
-from phasegate.parity.phase_a import CHECKS, PhaseA, RerunEvidence
-from phasegate.parity.result import CheckResult
 from phasegate.queries import load_catalog
 from phasegate.report import EXIT_BY_VERDICT, Summary, new_run_id
 from phasegate.report import write as write_report
@@ -245,7 +245,8 @@ def demo_load(
     console: Console,
 ) -> list[CheckResult]:
     """A short load gate: the reference service reading Postgres, Locust headless."""
-    from phasegate.load import gate, params, runner
+    from phasegate.gates import phase_c_load as gate
+    from phasegate.load import params, runner
     from phasegate.load.stats import Budgets
 
     folder = Path(settings.reports_dir) / "load"  # beside `phasegate load run`'s output

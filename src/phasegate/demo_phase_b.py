@@ -14,8 +14,8 @@ from rich.table import Table
 from phasegate import burst
 from phasegate.burst import Outcome
 from phasegate.cli_reconcile import print_reconciled
-from phasegate.parity import phase_b
-from phasegate.parity.result import CheckResult
+from phasegate.gates import phase_b
+from phasegate.gates.result import CheckResult
 from phasegate.settings import Settings
 
 DEMO_TYPE = "messages"

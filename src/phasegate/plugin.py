@@ -27,7 +27,7 @@ import redis
 
 from phasegate import report
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_USAGE, PhasegateError, UsageError
-from phasegate.parity.result import CheckResult
+from phasegate.gates.result import CheckResult
 from phasegate.plans import PLAN_SCALE
 from phasegate.redact import redact
 from phasegate.servers import Sandbox, open_sandbox, scratch_database, scratch_kv

@@ -17,12 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from phasegate.cutover import CHECKS as QUERY_CHECKS
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE
-from phasegate.load.gate import CHECKS as LOAD_CHECKS
-from phasegate.parity.phase_a import CHECKS as DATA_CHECKS
-from phasegate.parity.phase_b import CHECKS as BURST_CHECKS
-from phasegate.parity.result import CheckResult
+from phasegate.gates.registry import order_of
+from phasegate.gates.result import CheckResult
 
 SCHEMA_VERSION = 1
 # A run's exit code follows its verdict, for pytest and the CLI alike.
@@ -128,7 +125,7 @@ def render_markdown(summary: Summary) -> str:
         "",
     ]
     for phase, types in sorted(summary.by_phase().items()):
-        checks = sorted({c for t in types.values() for c in t}, key=_check_order)
+        checks = sorted({c for t in types.values() for c in t}, key=order_of)
         lines += [f"## Phase {phase}", "", "| type | " + " | ".join(checks) + " |"]
         lines.append("|---" * (len(checks) + 1) + "|")
         for type_id, results in types.items():
@@ -243,9 +240,6 @@ def _plans_section(results: Iterable[CheckResult]) -> list[str]:
     return lines
 
 
-CHECK_ORDER = (*DATA_CHECKS, *BURST_CHECKS, *QUERY_CHECKS, *LOAD_CHECKS, "throughput")
-
-
 def _load_section(results: Iterable[CheckResult]) -> list[str]:
     """Latency per endpoint from the load checks, and the run's totals."""
     rows = {r.type_id: r for r in results if r.check == "load-p95" and "p95_ms" in r.metrics}
@@ -280,10 +274,6 @@ def _load_section(results: Iterable[CheckResult]) -> list[str]:
             + ", ".join(f"`{Path(a).name}`" for a in m.get("artifacts", [])),
         ]
     return [*lines, ""]
-
-
-def _check_order(check: str) -> int:
-    return CHECK_ORDER.index(check) if check in CHECK_ORDER else len(CHECK_ORDER)
 
 
 def write(summary: Summary, reports_dir: str | Path) -> Path:

@@ -19,16 +19,17 @@ import redis
 
 from phasegate.backfill import BackfillResult
 from phasegate.errors import PhasegateError
+from phasegate.gates.registry import PHASE_CHECKS
+from phasegate.gates.result import CheckResult, Status, verdict
 from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import RECENT, Scope, compare
 from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
-from phasegate.parity.result import CheckResult, Status, verdict
 from phasegate.parity.tally import Comparison, Tally
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
-CHECKS = ("coverage", "counts", "sample", "recency", "full", "refint", "rerun")
+CHECKS = PHASE_CHECKS["A"]
 
 
 @dataclass

@@ -38,17 +38,18 @@ from phasegate import burst
 from phasegate.app.reads import ENDPOINTS, KvReads, PgReads, jsonable
 from phasegate.burst import Outcome, Rig, Workload
 from phasegate.dualwrite.change import key_where, label, select_sql
+from phasegate.gates.registry import PHASE_CHECKS
+from phasegate.gates.result import CheckResult, verdict
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
-from phasegate.parity.result import CheckResult, verdict
 from phasegate.queries import load_catalog
 from phasegate.reconcile import Reconciled, reconcile
 from phasegate.shadow import first_difference
 from phasegate.stores import connect_kv
 
 PHASE = "B"
-CHECKS = ("faults", "acked-durable", "retries-idempotent", "reconciled", "shadow-divergence")
+CHECKS = PHASE_CHECKS["B"]
 # Data types with writes of their own (achievements come with streak check-ins).
 TYPES = ("messages", "board", "streaks", "invites", "connections", "friends", "games", "users")
 SETTLE_S = 1.0  # after the clean window, let shadow rechecks finish

@@ -11,13 +11,14 @@ from typing import Any
 
 import psycopg
 
-from phasegate.parity.result import CheckResult, verdict
+from phasegate.gates.registry import PHASE_CHECKS
+from phasegate.gates.result import CheckResult, verdict
 from phasegate.plans import MODES, Mode, check_plan
 from phasegate.queries import Query
 from phasegate.shapes import SchemaModel, Statement, check_schema, check_statement, from_catalog
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
-CHECKS = ("shape", "fk-index", *(f"plan-{m}" for m in MODES))
+CHECKS = PHASE_CHECKS["C"][:4]  # shape, fk-index, plan-custom, plan-generic
 
 
 def fk_index_result(table: str, type_id: str, schema: SchemaModel) -> CheckResult:
