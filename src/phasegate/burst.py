@@ -33,16 +33,13 @@ from typing import Any
 
 import psycopg
 
-from phasegate import faults, schema
-from phasegate.backfill import backfill
+from phasegate import faults, recipe
 from phasegate.dualwrite.ops import OP_TYPES
 from phasegate.faults import FaultProxy
-from phasegate.fk import add_foreign_keys
 from phasegate.journal import Journal
 from phasegate.load import runner
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
-from phasegate.seed.generator import generate
 from phasegate.seed.shapes import INVITE_ALPHABET
 from phasegate.servers.embedded import EmbeddedPostgres, EmbeddedValkey
 from phasegate.stores import connect_kv, connect_pg
@@ -111,12 +108,8 @@ def open_rig(
         stack.callback(kv_server.stop)
         kv = connect_kv(kv_server.url)
         anchor = anchor_ms if anchor_ms is not None else int(time.time() * 1000)
-        generate(scale, seed, anchor).write(kv)
         with connect_pg(pg_server.url) as pg:
-            schema.apply(pg)
-            backfill(kv, pg)
-            add_foreign_keys(pg, create_missing=True)
-            pg.execute("ANALYZE")
+            recipe.migrate(kv, pg, scale, seed, anchor, analyze=True)
         kv.close()
         pg_proxy = stack.enter_context(FaultProxy.before(pg_server.url))
         kv_proxy = stack.enter_context(FaultProxy.before(kv_server.url))

@@ -219,7 +219,8 @@ def _seed(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _inventory(args: argparse.Namespace, settings: Settings) -> int:
-    from phasegate.commands import inventory_with_progress, print_inventory
+    from phasegate.commands import inventory_with_progress
+    from phasegate.console import print_inventory
 
     url = _require(settings.kv_url, "--kv-url", "the Redis to read")
     inv = inventory_with_progress(connect_kv(url), args.types or TYPE_IDS, console)
@@ -247,7 +248,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fk_add(args: argparse.Namespace, settings: Settings) -> int:
-    from phasegate.commands import print_fk_report
+    from phasegate.console import print_fk_report
     from phasegate.fk import add_foreign_keys
 
     pg_url = _require(settings.pg_url, "--pg-url", "the Postgres to add foreign keys to")

@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
+from phasegate.console import print_load
 from phasegate.dualwrite.writer import DEFECTS
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 from phasegate.load.stats import (
@@ -240,37 +240,3 @@ def _baseline(args: argparse.Namespace, settings: Settings) -> int:
     runner.save_baseline(result, Path(settings.baseline_file), source=redact_url(source))
     console.print(f"baseline written to {settings.baseline_file}")
     return EXIT_OK
-
-
-def print_load(result: LoadResult, out: Console, baseline: dict[str, float] | None) -> None:
-    table = Table(
-        title=f"load: {result.users} users, {result.duration_s:.0f} s", title_justify="left"
-    )
-    for column in (
-        "endpoint",
-        "requests",
-        "failures",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "baseline p95",
-    ):
-        table.add_column(column, justify="left" if column == "endpoint" else "right")
-    for name, e in sorted(result.endpoints.items()):
-        before = (baseline or {}).get(name)
-        table.add_row(
-            name,
-            f"{e.requests:,}",
-            f"{e.failures:,}",
-            str(e.p50),
-            str(e.p95),
-            str(e.p99),
-            "-" if before is None else f"{before:g}",
-        )
-    out.print(table)
-    out.print(
-        f"throughput {result.rpm:,.0f} requests/min; load generator CPU {result.cpu_percent:.0f}% "
-        f"of one core{' (saturated: inconclusive)' if result.cpu_saturated else ''}"
-    )
-    for reason in result.reasons:
-        out.print(f"[bold red]{reason}[/]")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,21 +13,20 @@ from pathlib import Path
 import psycopg
 import redis
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from phasegate import schema
+from phasegate import recipe, schema
 from phasegate.backfill import BackfillResult, backfill
+from phasegate.console import (
+    Rate,
+    count_shown,
+    print_findings,
+    print_fk_report,
+    print_summary,
+    progress_bars,
+)
 from phasegate.errors import UsageError
-from phasegate.findings import Finding, Severity
+from phasegate.findings import Severity
 from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.gates.phase_a import CHECKS, PhaseA, RerunEvidence
 from phasegate.gates.phase_c_queries import all_results
@@ -42,32 +40,6 @@ from phasegate.seed.generator import SCALES, generate
 from phasegate.settings import Settings, redact_url
 from phasegate.shapes import SchemaModel
 from phasegate.stores import connect_kv, connect_pg
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("[dim]{task.fields[rate]}[/]"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-    )
-
-
-class _Rate:
-    """Keeps a keys/s figure for a progress task."""
-
-    def __init__(self, progress: Progress, task: int) -> None:
-        self.progress, self.task, self.start, self.done = progress, task, time.monotonic(), 0
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        rate = self.done / max(time.monotonic() - self.start, 1e-6)
-        self.progress.update(self.task, advance=n, rate=f"{rate:,.0f} keys/s")  # type: ignore[arg-type]
 
 
 def seed_store(
@@ -92,9 +64,9 @@ def seed_store(
     with console.status(f"generating the {scale} keyspace (seed {seed})"):
         keyspace = generate(scale, seed, anchor_ms)
     generated = time.monotonic() - started
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         task = progress.add_task(f"writing {scale}", total=len(keyspace), rate="")
-        keyspace.write(client, on_keys=_Rate(progress, task))
+        keyspace.write(client, on_keys=Rate(progress, task))
     total = time.monotonic() - started
     console.print(
         f"seeded {len(keyspace):,} keys into {where}: scale {scale}, seed {seed}, "
@@ -107,58 +79,15 @@ def inventory_with_progress(
     client: redis.Redis, types: Iterable[str], console: Console
 ) -> Inventory:
     types = tuple(types)
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         scan = progress.add_task("scanning keys", total=client.dbsize(), rate="")
         decode = progress.add_task("decoding types", total=len(types), rate="")
         return take_inventory(
             client,
             types,
-            on_keys=_Rate(progress, scan),
+            on_keys=Rate(progress, scan),
             on_type=lambda _t: progress.advance(decode),
         )
-
-
-def print_inventory(inv: Inventory, console: Console, per_kind: int = 10) -> None:
-    table = Table(title=f"KV inventory: {inv.total_keys:,} keys", title_justify="left")
-    for column in ("type", "keys per variant", "records", "errors", "warnings", "info"):
-        table.add_column(column, justify="right" if column in ("records",) else "left")
-    for type_id, ti in inv.types.items():
-        variants = ", ".join(f"{v} {n:,}" for v, n in sorted(ti.keys.items())) or "(borrowed)"
-        table.add_row(
-            type_id,
-            variants,
-            f"{ti.records:,}",
-            _n(ti.count(Severity.ERROR), "red"),
-            _n(ti.count(Severity.WARNING), "yellow"),
-            str(ti.count(Severity.INFO)),
-        )
-    kv_only = ", ".join(f"{k} {n}" for k, n in sorted(inv.kv_only.items()))
-    table.add_row("(kv-only)", kv_only or "none", "", "", "", "")
-    table.add_row("(unmapped)", "", "", _n(len(inv.keyspace_findings), "red"), "", "")
-    console.print(table)
-    print_findings(inv.findings, console, per_kind)
-
-
-def _n(count: int, colour: str) -> str:
-    return f"[{colour}]{count}[/]" if count else "0"
-
-
-def print_findings(findings: list[Finding], console: Console, per_kind: int) -> None:
-    by_kind: dict[tuple[str, str, str], list[Finding]] = defaultdict(list)
-    for f in findings:
-        by_kind[(str(f.severity), f.type_id, f.kind)].append(f)
-    order = {"error": 0, "warning": 1, "info": 2}
-    for (severity, type_id, kind), group in sorted(by_kind.items(), key=lambda i: order[i[0][0]]):
-        if severity == "info":
-            console.print(f"[dim]{type_id}: {len(group)} {kind} (info; e.g. {group[0].key})[/]")
-            continue
-        colour = "red" if severity == "error" else "yellow"
-        console.print(f"[{colour}]{type_id}: {len(group)} {kind} ({severity})[/]")
-        for f in group[:per_kind]:
-            where = f.key + (f" field {f.field}" if f.field else "")
-            console.print(f"    {where}: {f.detail}")
-        if len(group) > per_kind:
-            console.print(f"    ... {len(group) - per_kind} more")
 
 
 def run_demo(settings: Settings, console: Console) -> int:
@@ -176,23 +105,12 @@ def run_demo(settings: Settings, console: Console) -> int:
     with sandbox, scratch_kv(sandbox.kv_url) as kv_url, scratch_database(sandbox.pg_url) as pg_url:
         console.print(f"sandbox: {sandbox.describe()}")
         kv = connect_kv(kv_url)
-        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
-        seed_store(
-            kv, scale, settings.seed, anchor, flush=False, console=console, where=redact_url(kv_url)
-        )
+        anchor = recipe.this_hour_ms(int(time.time() * 1000))
         with connect_pg(pg_url) as conn:
-            schema.apply(conn)
-            tables = conn.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
-            ).fetchone()
-            console.print(f"schema applied: {tables[0] if tables else 0} tables")
-            console.rule("backfill")
-            result = backfill_with_progress(kv, conn, TYPE_IDS, console)
-            print_fk_report(add_foreign_keys(conn, create_missing=True), console)
-            with console.status("backfilling again: a re-run must change nothing"):
-                again = backfill(kv, conn, restart=True)
-            console.print(f"re-run: {again.changed} rows changed")
-            evidence = RerunEvidence.between(result, again)
+            steps = ConsoleSteps(console, redact_url(kv_url))
+            done = recipe.migrate(kv, conn, scale, settings.seed, anchor, rerun=True, steps=steps)
+            assert done.second is not None
+            evidence = RerunEvidence.between(done.first, done.second)
             console.rule("Phase A gate")
             gate = PhaseA(
                 kv,
@@ -265,7 +183,7 @@ def demo_load(
             folder=folder,
             name="demo",
         )
-    from phasegate.cli_load import print_load
+    from phasegate.console import print_load
 
     print_load(run.result, console, None)
     results = [gate.run_result(run.result, budgets, [str(run.html)])]
@@ -293,15 +211,10 @@ def load_sandbox(settings: Settings, scale: str, console: Console) -> Iterator[L
         sandbox = open_sandbox(settings)
     with sandbox, scratch_kv(sandbox.kv_url) as kv_url, scratch_database(sandbox.pg_url) as pg_url:
         kv = connect_kv(kv_url)
-        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
-        seed_store(
-            kv, scale, settings.seed, anchor, flush=False, console=console, where=redact_url(kv_url)
-        )
+        anchor = recipe.this_hour_ms(int(time.time() * 1000))
         with connect_pg(pg_url) as conn:
-            schema.apply(conn)
-            backfill_with_progress(kv, conn, TYPE_IDS, console)
-            add_foreign_keys(conn, create_missing=True)
-            conn.execute("ANALYZE")
+            steps = ConsoleSteps(console, redact_url(kv_url), quiet_fk=True)
+            recipe.migrate(kv, conn, scale, settings.seed, anchor, analyze=True, steps=steps)
             kv.close()
             yield Loaded(kv_url, pg_url, conn)
 
@@ -325,24 +238,42 @@ def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summar
     )
 
 
-def print_summary(summary: Summary, console: Console) -> None:
-    for phase, types in summary.by_phase().items():
-        checks = list(dict.fromkeys(c for t in types.values() for c in t))
-        table = Table(title=f"Phase {phase}", title_justify="left")
-        table.add_column("type")
-        for check in checks:
-            table.add_column(check)
-        colour = {"pass": "green", "fail": "red", "skip": "dim", "inconclusive": "yellow"}
-        for type_id, results in types.items():
-            cells = [
-                f"[{colour[results[c].status]}]{results[c].status}[/]" if c in results else ""
-                for c in checks
-            ]
-            table.add_row(type_id, *cells)
-        console.print(table)
-    for r in summary.results:
-        if r.status == "fail":
-            console.print(f"[red]{r.explain()}[/]")
+class ConsoleSteps(recipe.Steps):
+    """The recipe's steps with progress bars, tables and the fk report on a console."""
+
+    def __init__(self, console: Console, where: str, *, quiet_fk: bool = False) -> None:
+        self.console, self.where, self.quiet_fk = console, where, quiet_fk
+
+    def seed(self, kv: redis.Redis, scale: str, seed: int, anchor_ms: int) -> None:
+        seed_store(kv, scale, seed, anchor_ms, flush=False, console=self.console, where=self.where)
+
+    def backfill(
+        self, kv: redis.Redis, pg: psycopg.Connection[tuple[object, ...]], *, rerun: bool
+    ) -> BackfillResult:
+        if not rerun:
+            self.console.rule("backfill")
+            return backfill_with_progress(kv, pg, TYPE_IDS, self.console)
+        with self.console.status("backfilling again: a re-run must change nothing"):
+            again = backfill(kv, pg, restart=True)
+        self.console.print(f"re-run: {again.changed} rows changed")
+        return again
+
+    def fk_add(self, pg: psycopg.Connection[tuple[object, ...]]) -> FkReport:
+        report = add_foreign_keys(pg, create_missing=True)
+        if not self.quiet_fk:
+            print_fk_report(report, self.console)
+        return report
+
+    def apply_schema(self, pg: psycopg.Connection[tuple[object, ...]]) -> None:
+        schema.apply(pg)
+        tables = pg.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+        self.console.print(f"schema applied: {tables[0] if tables else 0} tables")
+
+    def analyze(self, pg: psycopg.Connection[tuple[object, ...]]) -> None:
+        with self.console.status("ANALYZE"):
+            pg.execute("ANALYZE")
 
 
 def backfill_with_progress(
@@ -357,7 +288,7 @@ def backfill_with_progress(
     """Backfill with a progress bar per type, then a table of rows and findings."""
     types = tuple(types)
     inventory = inventory_with_progress(kv, types, console)
-    with _progress(console) as progress:
+    with progress_bars(console) as progress:
         tasks = {
             t: progress.add_task(f"loading {t}", total=inventory.types[t].records or 1, rate="")
             for t in types
@@ -393,8 +324,8 @@ def backfill_with_progress(
             f"{r.inserted:,}",
             f"{r.updated:,}",
             f"{r.unchanged:,}",
-            _n(errors, "red"),
-            _n(warnings, "yellow"),
+            count_shown(errors, "red"),
+            count_shown(warnings, "yellow"),
         )
     console.print(table)
     if result.changed == 0:
@@ -402,19 +333,3 @@ def backfill_with_progress(
     console.print(f"findings stored in phasegate_findings (run_id {result.run_id})")
     print_findings(result.inventory.findings, console, per_kind=3)
     return result
-
-
-def print_fk_report(report: FkReport, console: Console) -> None:
-    for orphan in report.orphans:
-        fixed = " -> stub user created" if orphan.handle in report.stubs else ""
-        console.print(f"orphan {orphan}{fixed}")
-    if report.blocked:
-        console.print(
-            f"[red]{len(report.blocked)} orphan handles block the foreign keys[/]: restore those "
-            "users, or pass --create-missing-handles if they are system or agent accounts"
-        )
-        return
-    for name in report.added:
-        console.print(f"added and validated {name} (ON DELETE CASCADE)")
-    if report.present:
-        console.print(f"{len(report.present)} foreign keys were already present")
