@@ -67,3 +67,15 @@ def test_readme_table_matches_the_declared_settings() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     assert settings_table() in readme
     assert len(SETTINGS) == settings_table().count("\n") - 1
+
+
+def test_the_public_facade_exports_the_stable_surface() -> None:
+    """Settings, connections, mappings, compare, backfill and gate results import from
+    the package itself."""
+    import phasegate
+
+    assert set(phasegate.__all__) == {"__version__", *phasegate._EXPORTS}
+    for name in phasegate.__all__:
+        assert getattr(phasegate, name) is not None
+    with pytest.raises(AttributeError, match="no_such_thing"):
+        _ = phasegate.no_such_thing
