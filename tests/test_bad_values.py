@@ -131,3 +131,20 @@ def test_secret_fields_never_reach_a_finding() -> None:
     for finding in decoded.findings:
         assert "RK-Secr3t" not in str(finding)
         assert "RK-Secr3t" not in (finding.raw or "")
+
+
+def test_conflicting_copies_show_both_values_and_mask_secrets() -> None:
+    """Two copies of one user disagree: the finding shows the two values of that field
+    only (a secret field as length and digest), never the whole other record."""
+    decoded = MAPPINGS["users"].decode(
+        [
+            ("user_hash", KvEntry("user:al", "hash", {b"username": b"al", b"building": b"x"})),
+            ("user_hash", KvEntry("user:@Al", "hash", {b"username": b"al", b"building": b"y"})),
+        ]
+    )
+    conflicts = [f for f in decoded.findings if f.kind == "conflicting_copies"]
+    assert conflicts, [str(f) for f in decoded.findings]
+    assert (
+        "kept 'x', other 'y'" in conflicts[0].detail or "kept 'y', other 'x'" in conflicts[0].detail
+    )
+    assert "{" not in conflicts[0].detail

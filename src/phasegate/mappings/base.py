@@ -117,11 +117,11 @@ def merge_copy(
         elif mine != theirs:
             kept, dropped = f"{mine!r:.80}", f"{theirs!r:.80}"
             if is_secret_field(name):
-                kept, dropped = shown_secret(mine), shown_secret(theirs)  # noqa: F841
+                kept, dropped = shown_secret(mine), shown_secret(theirs)
             collector.finding(
                 "conflicting_copies",
                 key,
-                f"copies disagree ({where}): kept {kept}, other {other}",
+                f"copies disagree ({where}): kept {kept}, other {dropped}",
                 name,
             )
 
