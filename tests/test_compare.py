@@ -33,13 +33,13 @@ def test_decoding_bucket_by_bucket_gives_the_whole_decode(
     parts: dict[int, list[VariantEntry]] = defaultdict(list)
     owner = mapping.borrows[0] if mapping.borrows else type_id
     for variant, entry in entries:
-        for bucket, part in split(owner, variant, entry, buckets):
+        for bucket, part in split(MAPPINGS[owner], variant, entry, buckets):
             parts[bucket].append((variant, part))
     merged = {}
     for bucket, mine in parts.items():
         for key, record in mapping.decode(mine).records.items():
             assert key not in merged, f"{key} decoded in two buckets"
-            assert record_bucket(type_id, record, buckets) == bucket
+            assert record_bucket(mapping, record, buckets) == bucket
             merged[key] = record
     assert merged == whole
 
@@ -87,3 +87,22 @@ def _defects(m: Migration, changed: str, dropped: str) -> None:
     m.pg.execute("DELETE FROM messages WHERE id = %s", (dropped,))
     m.pg.execute("ALTER TABLE friends DROP CONSTRAINT friends_handle_fkey")
     m.pg.execute("INSERT INTO friends VALUES ('ghost', 'vibe')")
+
+
+def test_a_type_whose_keys_do_not_name_its_records_needs_a_router() -> None:
+    """No silent fallback: a container key without a router is a declaration error."""
+    from dataclasses import replace
+
+    from phasegate.keyspace import KvEntry
+    from phasegate.mappings.base import KeyPattern
+
+    games = replace(MAPPINGS["games"], router=None)
+    with pytest.raises(ValueError, match="games: variant 'registry' needs a router"):
+        list(split(games, "registry", KvEntry("vibe:games", "string", b"{}"), 4))
+    assert MAPPINGS["board"].index_variants == {"feed", "category", "user"}
+    tagged = replace(
+        MAPPINGS["friends"], patterns=(KeyPattern("friends:*", "set", "set"),), router=None
+    )
+    assert [b for b, _ in split(tagged, "set", KvEntry("friends:al", "set", {b"x"}), 4)] == [
+        record_bucket(tagged, {"handle": "al", "friend": "x"}, 4)
+    ]

@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from phasegate.findings import Finding, excerpt
 from phasegate.keyspace import KvEntry
 from phasegate.mappings.plausible import implausible
+from phasegate.mappings.routing import Router
 from phasegate.redact import is_secret_field, shown_secret
 from phasegate.values import DecodeError, has_nul
 
@@ -138,6 +139,11 @@ class Mapping:
     borrows: tuple[str, ...] = ()
     recency_column: str | None = None
     summary: str = ""
+    # Comparison buckets (see mappings/routing.py): how a KV entry splits into the
+    # parts each bucket's records need (default: by the key's `*` part), and the
+    # columns a record's bucket key is made of (default: the first key column).
+    router: Router | None = None
+    bucket_columns: tuple[str, ...] = ()
 
     @property
     def key_columns(self) -> tuple[str, ...]:
@@ -150,6 +156,15 @@ class Mapping:
     @property
     def handle_columns(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns if c.handle)
+
+    @property
+    def bucket_on(self) -> tuple[str, ...]:
+        return self.bucket_columns or self.key_columns[:1]
+
+    @property
+    def index_variants(self) -> frozenset[str]:
+        """Variants of derived index keys: checked by the decoder, not records."""
+        return frozenset(p.variant for p in self.patterns if p.role == "index")
 
     def record_key(self, record: Record) -> RecordKey:
         return tuple(record[name] for name in self.key_columns)

@@ -16,10 +16,12 @@ the record is reported and the record wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from phasegate.handles import HandleBook
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
+from phasegate.mappings.routing import handle_bucket, split_set_members
 from phasegate.values import DecodeError, load_object, text, to_bool, to_str, to_timestamp
 
 STATUS_SETS = ("pending", "accepted", "blocked")
@@ -102,6 +104,16 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """Status-set members (the ``from`` handles) and ``consent:{from}:{to}`` records
+    to the bucket of the ``from`` handle."""
+    if variant == "status_set":
+        yield from split_set_members(entry, buckets, handle_bucket)
+    else:
+        key = entry.key
+        yield handle_bucket(key.split(":", 2)[1] if key.count(":") >= 2 else "", buckets), entry
+
+
 MAPPING = Mapping(
     type_id="connections",
     table="connections",
@@ -120,6 +132,7 @@ MAPPING = Mapping(
         KeyPattern("consent:*:*", "string", "record"),
     ),
     decoder=decode,
+    router=route,
     recency_column="requested_at",
     summary="consent records and pending/accepted/blocked sets",
 )

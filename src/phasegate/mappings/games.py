@@ -15,10 +15,12 @@ becomes a ``games`` row; players are canonical handles (the GIN index on
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from phasegate.handles import HandleBook
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
+from phasegate.mappings.routing import bucket_of, split_json
 from phasegate.values import BadElementError, DecodeError, load_json_container, to_str, to_timestamp
 
 GAME_TYPES = ("chess", "tictactoe", "werewolf", "twotruths", "hangman", "20questions")
@@ -70,6 +72,11 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """Each game of ``vibe:games`` to the bucket of its id."""
+    yield from split_json(entry, buckets, lambda game_id, _game, n: bucket_of(game_id, n), dict)
+
+
 MAPPING = Mapping(
     type_id="games",
     table="games",
@@ -85,6 +92,7 @@ MAPPING = Mapping(
     ),
     patterns=(KeyPattern("vibe:games", "string", "registry"),),
     decoder=decode,
+    router=route,
     recency_column="created_at",
     summary="games from the vibe:games JSON object",
 )

@@ -15,9 +15,10 @@ Timestamps come twice (``created_at`` ISO and ``created_at_ts`` ms, likewise
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from phasegate.handles import HandleBook, canonical_handle
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
     Column,
@@ -27,6 +28,7 @@ from phasegate.mappings.base import (
     VariantEntry,
     suffix,
 )
+from phasegate.mappings.routing import bucket_of, split_hash_fields
 from phasegate.values import DecodeError, load_object, text, to_str, to_timestamp
 
 _CONSUMED = {
@@ -124,6 +126,11 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """``vibe:invites`` fields to the bucket of their code."""
+    yield from split_hash_fields(entry, buckets, bucket_of)
+
+
 MAPPING = Mapping(
     type_id="invites",
     table="invites",
@@ -143,6 +150,7 @@ MAPPING = Mapping(
         KeyPattern("vibe:invites:by:*", "set", "by_handle", role="index"),
     ),
     decoder=decode,
+    router=route,
     recency_column="created_at",
     summary="invite codes from the vibe:invites hash",
 )

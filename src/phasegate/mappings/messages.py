@@ -25,10 +25,13 @@ vibe:messages; copies that disagree are reported.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from phasegate.handles import HandleBook, canonical_handle
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
     Column,
@@ -40,6 +43,7 @@ from phasegate.mappings.base import (
     merge_copy,
     suffix,
 )
+from phasegate.mappings.routing import pair_bucket, split_hash_fields, split_json
 from phasegate.values import (
     BadElementError,
     DecodeError,
@@ -284,6 +288,40 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return state.c.out
 
 
+def _message_bucket(raw: bytes, buckets: int) -> int:
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return 0
+    if not isinstance(obj, dict):
+        return 0
+    return pair_bucket(obj.get("from"), obj.get("to"), buckets)
+
+
+def _item_bucket(_index: str, item: object, buckets: int) -> int:
+    frm, to = (item.get("from"), item.get("to")) if isinstance(item, dict) else (0, 0)
+    return pair_bucket(frm, to, buckets)
+
+
+def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """Every copy of a message and its read state to the bucket of its (from, to) pair."""
+    key, value = entry.key, entry.value
+    if variant == "scheme2":
+        assert isinstance(value, bytes)
+        yield _message_bucket(value, buckets), entry
+    elif variant == "scheme1":
+        yield from split_json(entry, buckets, _item_bucket, list)
+    elif variant in ("scheme3", "thread"):
+        lists: dict[int, list[bytes]] = defaultdict(list)
+        for element in entry.elements():
+            if element.lstrip()[:1] == b"{" or variant == "scheme3":
+                lists[_message_bucket(element, buckets)].append(element)
+        yield from ((b, KvEntry(key, entry.rtype, part)) for b, part in lists.items())
+    elif variant == "unread":
+        to = key.removeprefix("unread:")
+        yield from split_hash_fields(entry, buckets, lambda sender, n: pair_bucket(sender, to, n))
+
+
 MAPPING = Mapping(
     type_id="messages",
     table="messages",
@@ -309,6 +347,8 @@ MAPPING = Mapping(
         KeyPattern("unread:*", "hash", "unread", role="aux"),
     ),
     decoder=decode,
+    router=route,
+    bucket_columns=("from_user", "to_user"),
     recency_column="created_at",
     summary="DMs from three KV schemes, merged by id",
 )

@@ -15,10 +15,11 @@ fields). A handle can be in either or both; fields with no column are kept in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from phasegate.handles import HandleBook, suspected_duplicates
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
     Column,
@@ -30,6 +31,7 @@ from phasegate.mappings.base import (
     merge_copy,
     suffix,
 )
+from phasegate.mappings.routing import handle_bucket, split_hash_fields
 from phasegate.values import (
     DecodeError,
     hash_field,
@@ -206,6 +208,14 @@ def _merge(users: dict[str, Record], new: Record, source: str, where: str, c: Co
     current["metadata"]["kv_sources"].append(source)
 
 
+def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """``vibe:handles`` fields to their handle's bucket; ``user:{handle}`` by its key."""
+    if variant == "registry":
+        yield from split_hash_fields(entry, buckets, handle_bucket)
+    else:
+        yield handle_bucket(entry.key.split(":", 1)[1], buckets), entry
+
+
 MAPPING = Mapping(
     type_id="users",
     table="users",
@@ -215,6 +225,7 @@ MAPPING = Mapping(
         KeyPattern("vibe:handles", "hash", "registry"),
     ),
     decoder=decode,
+    router=route,
     recency_column="created_at",
     summary="user:{handle} hashes merged with the vibe:handles registry",
 )

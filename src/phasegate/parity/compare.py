@@ -41,7 +41,7 @@ from phasegate.mappings.base import (
     VariantEntry,
     holds_records,
 )
-from phasegate.parity.buckets import bucket_of, split
+from phasegate.parity.buckets import row_bucket, split
 from phasegate.parity.diff import ExtraInPg, MissingInPg, diff_records, show_key
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
@@ -187,7 +187,7 @@ def _spill_kv(
             facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
             if entry.value is None:
                 continue
-            for bucket, part in split(where.type_id, where.variant, entry, buckets):
+            for bucket, part in split(MAPPINGS[where.type_id], where.variant, entry, buckets):
                 spill.put(
                     bucket, ("kv", where.type_id, where.variant, part.key, part.rtype, part.value)
                 )
@@ -217,20 +217,13 @@ def _spill_pg(
     watchdog: Watchdog,
 ) -> None:
     names = mapping.column_names
-    if mapping.type_id == "messages":
-        frm, to = names.index("from_user"), names.index("to_user")
-    else:
-        first = names.index(mapping.key_columns[0])
+    positions = [names.index(c) for c in mapping.bucket_on]
     cols = sql.SQL(", ").join(map(sql.Identifier, names))
     query = sql.SQL("SELECT {} FROM {}").format(cols, sql.Identifier(mapping.table))
     with pg.transaction(), pg.cursor(name=f"phasegate_full_{mapping.table}", binary=True) as cur:
         cur.itersize = 5000
         for row in cur.execute(query):
-            if mapping.type_id == "messages":
-                key = "\x1f".join(sorted((str(row[frm]), str(row[to]))))
-            else:
-                key = str(row[first])
-            spill.put(bucket_of(key, buckets), ("pg", mapping.type_id, tuple(row)))
+            spill.put(row_bucket(positions, row, buckets), ("pg", mapping.type_id, tuple(row)))
             watchdog.kick()
 
 

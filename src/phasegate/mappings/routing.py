@@ -1,0 +1,111 @@
+"""Routing KV entries and records to comparison buckets: the pieces a mapping uses.
+
+A record's bucket is a hash of its bucket key: the values of the mapping's
+``bucket_on`` columns (by default its first key column), joined unordered when
+there are several (messages route by the unordered (from, to) pair, so every
+copy of a message and scheme-3 read state land in one bucket). A KV entry is
+routed by its mapping's ``router`` when it has one (containers split into the
+parts each bucket's records need); by default the part of the key the glob's
+``*`` matched is the bucket key (canonical when the column is a handle).
+Whatever can only be located by decoding it goes to bucket 0, where decoding
+reports it.
+
+>>> bucket_of("7", 16) == bucket_of("7", 16)
+True
+>>> bucket_text(["bo", "al"]) == bucket_text(["al", "bo"])
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+
+from phasegate.handles import canonical_handle
+from phasegate.keyspace import KvEntry
+from phasegate.values import DecodeError, dump_salvaged, salvage_json
+
+# (variant, entry, buckets) -> (bucket, part) for each part of the entry
+Router = Callable[[str, KvEntry, int], Iterator[tuple[int, KvEntry]]]
+
+
+def bucket_of(text: str, buckets: int) -> int:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % buckets
+
+
+def bucket_text(values: Iterable[str]) -> str:
+    """One bucket key from one or more column values (several: order-free)."""
+    parts = list(values)
+    return parts[0] if len(parts) == 1 else "\x1f".join(sorted(parts))
+
+
+def handle_bucket(raw: str, buckets: int) -> int:
+    try:
+        return bucket_of(canonical_handle(raw), buckets)
+    except DecodeError:
+        return 0
+
+
+def pair_bucket(first: object, second: object, buckets: int) -> int:
+    """The bucket of an unordered pair of handles."""
+    try:
+        pair = [canonical_handle(first), canonical_handle(second)]  # type: ignore[arg-type]
+    except (DecodeError, TypeError):
+        return 0
+    return bucket_of(bucket_text(pair), buckets)
+
+
+def split_hash_fields(
+    entry: KvEntry, buckets: int, where: Callable[[str, int], int]
+) -> Iterator[tuple[int, KvEntry]]:
+    """A HASH of records, one per field: each field to the bucket ``where`` names."""
+    assert isinstance(entry.value, dict)
+    parts: dict[int, dict[bytes, bytes]] = defaultdict(dict)
+    for field, raw in entry.value.items():
+        parts[where(field.decode("utf-8", "replace"), buckets)][field] = raw
+    yield from ((b, KvEntry(entry.key, entry.rtype, part)) for b, part in parts.items())
+
+
+def split_set_members(
+    entry: KvEntry, buckets: int, where: Callable[[str, int], int]
+) -> Iterator[tuple[int, KvEntry]]:
+    """A SET whose members name records: each member to its record's bucket."""
+    assert isinstance(entry.value, set)
+    members: dict[int, set[bytes]] = defaultdict(set)
+    for member in entry.value:
+        members[where(member.decode("utf-8", "replace"), buckets)].add(member)
+    yield from ((b, KvEntry(entry.key, entry.rtype, part)) for b, part in members.items())
+
+
+def split_json(
+    entry: KvEntry, buckets: int, where: Callable[[str, Any, int], int], expect: type
+) -> Iterator[tuple[int, KvEntry]]:
+    """A STRING holding a JSON array or object (``expect``) of records: each item to
+    the bucket ``where(key_or_index, item, buckets)`` names. A bad byte inside one
+    item keeps it as written (salvaged), so only that item is a finding; anything
+    else goes whole to bucket 0, where decoding reports it."""
+    assert isinstance(entry.value, bytes)
+    dump: Callable[[Any], bytes] = orjson.dumps
+    try:
+        items = orjson.loads(entry.value)
+    except orjson.JSONDecodeError:
+        items, dump = salvage_json(entry.value), dump_salvaged
+    if not isinstance(items, expect):
+        yield 0, entry
+    elif isinstance(items, list):
+        listed: dict[int, list[Any]] = defaultdict(list)
+        for i, item in enumerate(items):
+            listed[where(str(i), item, buckets)].append(item)
+        yield from ((b, KvEntry(entry.key, entry.rtype, dump(p))) for b, p in listed.items())
+    elif isinstance(items, dict):
+        named: dict[int, dict[str, Any]] = defaultdict(dict)
+        for name, item in items.items():
+            named[where(name, item, buckets)][name] = item
+        yield from ((b, KvEntry(entry.key, entry.rtype, dump(p))) for b, p in named.items())
+    else:
+        yield 0, entry
