@@ -40,7 +40,7 @@ from phasegate.journal import Journal
 from phasegate.load import runner
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
-from phasegate.seed.shapes import INVITE_ALPHABET
+from phasegate.mappings.invites import INVITE_ALPHABET
 from phasegate.servers.embedded import EmbeddedPostgres, EmbeddedValkey
 from phasegate.stores import connect_kv, connect_pg
 

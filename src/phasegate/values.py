@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Epoch milliseconds below this are almost surely Unix seconds (before 1973 in ms).
 _MIN_EPOCH_MS = 100_000_000_000
 
@@ -291,3 +292,17 @@ def to_str_list(value: object, field: str) -> list[str] | None:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise DecodeError(f"expected a list of text, got {value!r:.80}", field)
     return list(value)
+
+
+def base36(n: int) -> str:
+    """``n`` in base 36, as the app writes ids (``msg_<base36 ms>...``).
+
+    >>> base36(1767801301123)
+    'mk3yx3jn'
+    """
+    out = ""
+    while True:
+        n, digit = divmod(n, 36)
+        out = BASE36[digit] + out
+        if n == 0:
+            return out

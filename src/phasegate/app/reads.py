@@ -25,8 +25,8 @@ from phasegate.handles import canonical_handle, spellings
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS, classify
 from phasegate.mappings.base import Record
+from phasegate.mappings.messages import thread_key
 from phasegate.queries import Query
-from phasegate.seed.shapes import thread_key
 from phasegate.shapes.sqltext import parse_one
 
 Json = dict[str, Any]

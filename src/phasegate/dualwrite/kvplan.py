@@ -35,7 +35,7 @@ import orjson
 from phasegate.dualwrite.change import Change, Step
 from phasegate.handles import spellings
 from phasegate.mappings.base import Record
-from phasegate.seed.shapes import thread_key
+from phasegate.mappings.messages import thread_key
 
 Cmd = tuple[Any, ...]
 RMW = ("OBJ-SET", "ARRAY-DROP", "LIST-DROP")

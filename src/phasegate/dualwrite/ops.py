@@ -31,8 +31,8 @@ from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Record
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
-from phasegate.seed.shapes import INVITE_ALPHABET, base36
-from phasegate.values import DecodeError
+from phasegate.mappings.invites import INVITE_ALPHABET
+from phasegate.values import DecodeError, base36
 
 Json = dict[str, Any]
 TEXT_LIMIT = 2000

@@ -44,6 +44,9 @@ _CONSUMED = {
     "expires_at_ts",
 }
 
+# The app's invite codes: VIBE-XXXX-HAND, four of these, then the inviter's initials.
+INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
 
 def _twice(c: Collector, where: str, obj: dict[str, object], name: str) -> object:
     iso = to_timestamp(obj.get(name), name)

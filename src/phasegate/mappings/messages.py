@@ -322,6 +322,16 @@ def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvE
         yield from split_hash_fields(entry, buckets, lambda sender, n: pair_bucket(sender, to, n))
 
 
+def thread_key(a: str, b: str) -> str:
+    """The ``thread:{a}:{b}`` list of a pair (sorted, as the app names it).
+
+    >>> thread_key("zed", "al")
+    'thread:al:zed'
+    """
+    first, second = sorted((a, b))
+    return f"thread:{first}:{second}"
+
+
 MAPPING = Mapping(
     type_id="messages",
     table="messages",

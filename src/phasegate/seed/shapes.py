@@ -16,8 +16,11 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-INVITE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+from phasegate.mappings.invites import INVITE_ALPHABET
+from phasegate.mappings.messages import thread_key
+from phasegate.values import base36
+
+__all__ = ["INVITE_ALPHABET", "base36", "thread_key"]  # the app's encodings, re-used here
 
 
 def dumps(value: object) -> bytes:
@@ -35,18 +38,6 @@ def iso(ms: int) -> str:
     """Epoch ms as the app's ISO-8601 text (JavaScript ``toISOString``)."""
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
-
-
-def base36(n: int) -> str:
-    """>>> base36(1767801301123)
-    'mk3yx3jn'
-    """
-    out = ""
-    while True:
-        n, digit = divmod(n, 36)
-        out = BASE36[digit] + out
-        if n == 0:
-            return out
 
 
 def message_scheme1(m: dict[str, Any], iso_dates: bool) -> dict[str, Any]:
@@ -108,14 +99,6 @@ def message_scheme3(m: dict[str, Any]) -> dict[str, Any]:
     if m.get("payload") is not None:
         obj["payload"] = m["payload"]
     return obj
-
-
-def thread_key(a: str, b: str) -> str:
-    """>>> thread_key("zed", "al")
-    'thread:al:zed'
-    """
-    first, second = sorted((a, b))
-    return f"thread:{first}:{second}"
 
 
 def streak_hash(s: dict[str, Any]) -> dict[str, bytes]:
