@@ -298,7 +298,7 @@ def base36(n: int) -> str:
     """``n`` in base 36, as the app writes ids (``msg_<base36 ms>...``).
 
     >>> base36(1767801301123)
-    'mk3yx3jn'
+    'mk4791tv'
     """
     out = ""
     while True:
