@@ -7,9 +7,9 @@ import sys
 from urllib.parse import urlsplit
 
 from rich.console import Console
-from rich.table import Table
 
 from phasegate import doctor
+from phasegate.console import print_doctor_checks
 from phasegate.errors import EXIT_OK, EXIT_USAGE, UsageError
 from phasegate.settings import Settings, redact_url
 
@@ -42,14 +42,14 @@ def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
         kv = doctor.kv_checks(settings.kv_url, settings.store_timeout)
         checks += kv
         user, where = doctor.kv_identity(settings.kv_url)
-        _table(f"Redis {where} as user {user}", kv)
+        print_doctor_checks(console, f"Redis {where} as user {user}", kv)
         console.print("Least privilege for the gate and the backfill (Redis 7+ / Valkey):")
         for line in doctor.acl_lines():
             console.print(f"  {line}", markup=False)
     if settings.pg_url:
         pg = doctor.pg_checks(settings.pg_url, settings.store_timeout)
         checks += pg
-        _table(f"Postgres {redact_url(settings.pg_url)}", pg)
+        print_doctor_checks(console, f"Postgres {redact_url(settings.pg_url)}", pg)
         database = urlsplit(settings.pg_url).path.strip("/") or "DATABASE"
         console.print("Least privilege (run as the tables' owner):")
         for line in doctor.grant_lines(database):
@@ -62,15 +62,3 @@ def _doctor(_args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_USAGE
     console.print("[bold green]the gate can run as these users[/] (it only reads)")
     return EXIT_OK
-
-
-def _table(title: str, checks: list[doctor.Check]) -> None:
-    table = Table(title=title, title_justify="left")
-    for column in ("need", "for", "the gate needs it", "this user", "server said"):
-        table.add_column(column)
-    shown = {True: "[green]allowed[/]", False: "[red]refused[/]", None: "[yellow]unknown[/]"}
-    for c in checks:
-        table.add_row(
-            c.need, c.why, "yes" if c.required else "no", shown[c.allowed], c.detail[:160]
-        )
-    console.print(table)

@@ -9,16 +9,15 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from phasegate.console import print_plans, print_shape_findings
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK
-from phasegate.plans import MODES, PLAN_SCALE, PlanCheck, check_plan
+from phasegate.plans import MODES, PLAN_SCALE, check_plan
 from phasegate.queries import Query, load_catalog
 from phasegate.settings import Settings, redact_url
 from phasegate.shapes import (
     NOTICES,
     SchemaModel,
-    ShapeFinding,
     Statement,
     check_all,
     check_schema,
@@ -95,34 +94,8 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
     for note in schema.skipped:
         console.print(f"[dim]{note}[/]")
     findings = check_all(statements, schema) + check_schema(schema)
-    print_findings(statements, findings, schema, console)
+    print_shape_findings(statements, findings, schema, console)
     return EXIT_GATE_FAILED if any(f.rule not in NOTICES for f in findings) else EXIT_OK
-
-
-def print_findings(
-    statements: list[Statement], findings: list[ShapeFinding], schema: SchemaModel, console: Console
-) -> None:
-    for f in findings:
-        name = "" if f.statement.name == f.statement.origin else f" {f.statement.name}"
-        console.print(f"[bold red]{escape(f.statement.origin)}[/] {escape(f'[{f.rule}]')}{name}")
-        console.print(f"    {f.statement.preview}", markup=False)
-        console.print(f"    why: {f.message}", markup=False)
-        if f.expected:
-            console.print(f"    expected index: {f.expected}", markup=False)
-        if f.fix:
-            console.print(f"    rewrite: {f.fix}", markup=False)
-    defects = [f for f in findings if f.rule not in NOTICES]
-    bad = len({f.statement for f in defects})
-    verdict = "[bold red]FAIL[/]" if defects else "[bold green]PASS[/]"
-    console.print(
-        f"{verdict} {len(statements)} statements checked against the {schema.origin}: "
-        f"{len(statements) - bad} clean, {bad} with {len(defects)} findings"
-        + (
-            f", {len(findings) - len(defects)} not understood"
-            if len(findings) > len(defects)
-            else ""
-        )
-    )
 
 
 def _plans(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,31 +118,3 @@ def _plans(args: argparse.Namespace, settings: Settings) -> int:
         ]
     print_plans(checks, console, where)
     return EXIT_OK if all(c.passed for c in checks) else EXIT_GATE_FAILED
-
-
-def print_plans(checks: list[PlanCheck], console: Console, where: str) -> None:
-    table = Table(title=f"query plans ({where})")
-    for column in ("type", "query", "plan", "index", "Index Cond keys", "ms", "buffers", "ok"):
-        table.add_column(column, justify="right" if column in ("ms", "buffers") else "left")
-    for c in checks:
-        ms = f"{c.run.execution_ms:.3f}" if c.run.execution_ms is not None else "not run"
-        table.add_row(
-            c.query.type_id,
-            c.query.name,
-            c.run.mode + (" (forced)" if c.run.forced else ""),
-            c.index,
-            ", ".join(c.relied_keys) or "-",
-            ms,
-            f"{c.run.shared_hit + c.run.shared_read}",
-            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
-        )
-    console.print(table)
-    for c in checks:
-        for problem in c.problems:
-            console.print(f"[bold red]{c.query.type_id}/{c.query.name}[/]: {problem}", markup=True)
-    failed = sum(not c.passed for c in checks)
-    console.print(
-        f"{'[bold red]FAIL[/]' if failed else '[bold green]PASS[/]'} "
-        f"{len(checks)} plans, {failed} failed; forced = planned with enable_seqscan off "
-        "(table below the Seq Scan threshold)"
-    )

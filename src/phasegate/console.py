@@ -10,6 +10,7 @@ import time
 from collections import defaultdict
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,11 +22,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from phasegate.doctor import Check
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport
 from phasegate.inventory import Inventory
 from phasegate.load.stats import LoadResult
-from phasegate.report import Summary
+from phasegate.plans import PlanCheck
+from phasegate.reconcile import Reconciled
+from phasegate.report import Summary, reconcile_lines
+from phasegate.shapes import NOTICES, SchemaModel, ShapeFinding, Statement
 
 
 def progress_bars(console: Console) -> Progress:
@@ -165,3 +170,90 @@ def print_load(result: LoadResult, out: Console, baseline: dict[str, float] | No
     )
     for reason in result.reasons:
         out.print(f"[bold red]{reason}[/]")
+
+
+def print_reconciled(result: Reconciled, out: Console) -> None:
+    table = Table(title="reconcile", title_justify="left")
+    for column in ("type", "differed", "repaired", "to KV", "Postgres-only", "still differ"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for t in result.types:
+        table.add_row(
+            t,
+            f"{result.differences_before.get(t, 0):,}",
+            f"{len(result.repaired.get(t, [])):,}",
+            f"{len(result.written_to_kv.get(t, [])):,}",
+            f"{len(result.pg_only.get(t, [])):,}",
+            f"{result.differences_after.get(t, 0):,}",
+        )
+    out.print(table)
+    for line in reconcile_lines(result)[2:]:
+        if line.startswith("- "):
+            out.print(line)
+    colour = "green" if result.closed else "red"
+    out.print(f"[{colour}]{result.verdict()}[/] in {result.seconds:.1f} s")
+
+
+def print_shape_findings(
+    statements: list[Statement], findings: list[ShapeFinding], schema: SchemaModel, console: Console
+) -> None:
+    for f in findings:
+        name = "" if f.statement.name == f.statement.origin else f" {f.statement.name}"
+        console.print(f"[bold red]{escape(f.statement.origin)}[/] {escape(f'[{f.rule}]')}{name}")
+        console.print(f"    {f.statement.preview}", markup=False)
+        console.print(f"    why: {f.message}", markup=False)
+        if f.expected:
+            console.print(f"    expected index: {f.expected}", markup=False)
+        if f.fix:
+            console.print(f"    rewrite: {f.fix}", markup=False)
+    defects = [f for f in findings if f.rule not in NOTICES]
+    bad = len({f.statement for f in defects})
+    verdict = "[bold red]FAIL[/]" if defects else "[bold green]PASS[/]"
+    console.print(
+        f"{verdict} {len(statements)} statements checked against the {schema.origin}: "
+        f"{len(statements) - bad} clean, {bad} with {len(defects)} findings"
+        + (
+            f", {len(findings) - len(defects)} not understood"
+            if len(findings) > len(defects)
+            else ""
+        )
+    )
+
+
+def print_plans(checks: list[PlanCheck], console: Console, where: str) -> None:
+    table = Table(title=f"query plans ({where})")
+    for column in ("type", "query", "plan", "index", "Index Cond keys", "ms", "buffers", "ok"):
+        table.add_column(column, justify="right" if column in ("ms", "buffers") else "left")
+    for c in checks:
+        ms = f"{c.run.execution_ms:.3f}" if c.run.execution_ms is not None else "not run"
+        table.add_row(
+            c.query.type_id,
+            c.query.name,
+            c.run.mode + (" (forced)" if c.run.forced else ""),
+            c.index,
+            ", ".join(c.relied_keys) or "-",
+            ms,
+            f"{c.run.shared_hit + c.run.shared_read}",
+            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
+        )
+    console.print(table)
+    for c in checks:
+        for problem in c.problems:
+            console.print(f"[bold red]{c.query.type_id}/{c.query.name}[/]: {problem}", markup=True)
+    failed = sum(not c.passed for c in checks)
+    console.print(
+        f"{'[bold red]FAIL[/]' if failed else '[bold green]PASS[/]'} "
+        f"{len(checks)} plans, {failed} failed; forced = planned with enable_seqscan off "
+        "(table below the Seq Scan threshold)"
+    )
+
+
+def print_doctor_checks(console: Console, title: str, checks: list[Check]) -> None:
+    table = Table(title=title, title_justify="left")
+    for column in ("need", "for", "the gate needs it", "this user", "server said"):
+        table.add_column(column)
+    shown = {True: "[green]allowed[/]", False: "[red]refused[/]", None: "[yellow]unknown[/]"}
+    for c in checks:
+        table.add_row(
+            c.need, c.why, "yes" if c.required else "no", shown[c.allowed], c.detail[:160]
+        )
+    console.print(table)

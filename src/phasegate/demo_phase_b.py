@@ -13,7 +13,7 @@ from rich.table import Table
 
 from phasegate import burst
 from phasegate.burst import Outcome
-from phasegate.cli_reconcile import print_reconciled
+from phasegate.console import print_reconciled
 from phasegate.gates import phase_b
 from phasegate.gates.result import CheckResult
 from phasegate.settings import Settings

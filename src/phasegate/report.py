@@ -20,6 +20,7 @@ from typing import Any
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE
 from phasegate.gates.registry import order_of
 from phasegate.gates.result import CheckResult
+from phasegate.reconcile import Reconciled
 
 SCHEMA_VERSION = 1
 # A run's exit code follows its verdict, for pytest and the CLI alike.
@@ -311,3 +312,49 @@ class GateResults:
     @property
     def has_gate_activity(self) -> bool:
         return bool(self.results or self.phase_skips or self.errors)
+
+
+SHOWN = 5  # reconcile: keys listed per type and kind
+
+
+def reconcile_lines(result: Reconciled) -> list[str]:
+    """The markdown section: verdict, the table, and the first keys of each kind."""
+    lines = [
+        "## Reconcile",
+        "",
+        f"{result.verdict()} ({result.seconds:.1f} s).",
+        "",
+        "| type | differed | repaired | to KV | Postgres-only | still differ |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for t in result.types:
+        lines.append(
+            f"| {t} | {result.differences_before.get(t, 0)} | {len(result.repaired.get(t, []))} | "
+            f"{len(result.written_to_kv.get(t, []))} | {len(result.pg_only.get(t, []))} | "
+            f"{result.differences_after.get(t, 0)} |"
+        )
+    lines.append("")
+    kinds = (
+        ("repaired in Postgres", result.repaired),
+        ("written to KV", result.written_to_kv),
+        ("Postgres-only, left alone", result.pg_only),
+        ("could not repair", result.repair_failed),
+        ("still different after repair", result.still_different),
+    )
+    for title, found in kinds:
+        for t, names in found.items():
+            if names:
+                more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+                lines.append(f"- {title} ({t}): " + ", ".join(names[:SHOWN]) + more)
+    lines.extend(f"- journal entry still failing: {f}" for f in result.journal_failed[:SHOWN])
+    return [*lines, ""]
+
+
+def write_reconcile_report(result: Reconciled, folder: Path) -> Path:
+    """``<folder>/<UTC time>.md`` and ``.json`` of one reconcile run."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    (folder / f"{stamp}.json").write_text(json.dumps(result.as_json(), indent=2) + "\n")
+    path = folder / f"{stamp}.md"
+    path.write_text("# phasegate reconcile\n\n" + "\n".join(reconcile_lines(result)[2:]))
+    return path
