@@ -16,7 +16,7 @@ IN_LOCUST_ONLY = {"phasegate.load.hooks"}
 MODULES = sorted(
     info.name
     for info in pkgutil.walk_packages(phasegate.__path__, prefix="phasegate.")
-    if info.name not in IN_LOCUST_ONLY
+    if info.name not in IN_LOCUST_ONLY and not info.name.endswith(".__main__")  # runs the CLI
 )
 
 

@@ -15,7 +15,11 @@ import psycopg
 import redis
 from rich.console import Console
 
-from phasegate import __version__, cli_doctor, cli_load, cli_reconcile, cli_shapes, schema
+from phasegate import __version__, schema
+from phasegate.cli import doctor as cli_doctor
+from phasegate.cli import load as cli_load
+from phasegate.cli import reconcile as cli_reconcile
+from phasegate.cli import shapes as cli_shapes
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
 from phasegate.settings import SETTINGS, Settings, redact_url, resolve, settings_table
@@ -302,6 +306,3 @@ def _demo(_args: argparse.Namespace, settings: Settings) -> int:
     console.print(f"[dim]demo finished in {time.monotonic() - started:.1f} s[/]")
     return code
 
-
-if __name__ == "__main__":
-    sys.exit(main())
