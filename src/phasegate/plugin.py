@@ -38,6 +38,8 @@ from phasegate.stores import connect_kv
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("phasegate", "phasegate (flag > PHASEGATE_* env > pyproject)")
     for s in SETTINGS:
+        if not s.has_flag:
+            continue
         if s.is_flag:
             group.addoption(
                 s.flag,
@@ -68,7 +70,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "own_servers: starts servers of its own (to stop and kill them) instead of using "
         "the sandbox, so it runs the same whatever the sandbox is",
     )
-    flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS}
+    flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS if s.has_flag}
     try:
         config.stash[_SETTINGS] = resolve(flags)
     except UsageError as exc:

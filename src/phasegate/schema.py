@@ -28,8 +28,10 @@ UDT = {
 
 
 def schema_sql() -> str:
-    """The DDL text shipped with the package."""
-    return resources.files("phasegate").joinpath("sql", SCHEMA_FILE).read_text()
+    """The DDL: the package's schema, then the DDL of any mapping that brings its own."""
+    shipped = resources.files("phasegate").joinpath("sql", SCHEMA_FILE).read_text()
+    extra = [m.ddl.strip() for m in MAPPINGS.values() if m.ddl.strip()]
+    return "\n\n".join([shipped.rstrip(), *extra]) + "\n" if extra else shipped
 
 
 def apply(conn: psycopg.Connection[tuple[object, ...]]) -> None:

@@ -103,6 +103,7 @@ class Setting:
     parse: Callable[[str], Any]
     help: str
     metavar: str = ""
+    has_flag: bool = True  # False: read when phasegate is imported, so env or pyproject only
 
     @property
     def is_flag(self) -> bool:
@@ -242,6 +243,15 @@ SETTINGS: tuple[Setting, ...] = (
         "S",
     ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
+    Setting(
+        "mappings",
+        None,
+        str,
+        "Your own mapping modules, comma-separated (each defines MAPPING), added to the "
+        "/vibe set; environment or pyproject only (also the phasegate.mappings entry points).",
+        "MODULES",
+        has_flag=False,
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -278,6 +288,7 @@ class Settings:
     store_timeout: float
     gate_timeout: float
     reports_dir: str
+    mappings: str | None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
     def __repr__(self) -> str:
@@ -348,6 +359,15 @@ def resolve(
             break
         else:
             values[s.name] = s.default
+    from phasegate.mappings import LOAD_ERRORS
+
+    if LOAD_ERRORS:
+        name, why = next(iter(LOAD_ERRORS.items()))
+        raise UsageError(
+            f"mapping module {name} could not be loaded: {why}",
+            hint="PHASEGATE_MAPPINGS (or mappings in pyproject.toml) names importable modules, "
+            "each defining MAPPING (see docs/adding-a-data-type.md)",
+        )
     return Settings(**values, sources=sources)
 
 
@@ -367,5 +387,6 @@ def settings_table() -> str:
     lines = ["| setting | flag | environment | default | meaning |", "|---|---|---|---|---|"]
     for s in SETTINGS:
         default = "(none)" if s.default is None else f"`{s.default}`"
-        lines.append(f"| {s.name} | `{s.flag}` | `{s.env}` | {default} | {s.help} |")
+        flag = f"`{s.flag}`" if s.has_flag else "(none)"
+        lines.append(f"| {s.name} | {flag} | `{s.env}` | {default} | {s.help} |")
     return "\n".join(lines)

@@ -33,6 +33,8 @@ def _settings_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("settings (flag > PHASEGATE_* env > pyproject > default)")
     for s in SETTINGS:
+        if not s.has_flag:
+            continue
         default = "none" if s.default is None else s.default
         help_text = f"{s.help} [env {s.env}; default {default}]"
         if s.is_flag:
@@ -305,4 +307,3 @@ def _demo(_args: argparse.Namespace, settings: Settings) -> int:
     code = run_demo(settings, console)
     console.print(f"[dim]demo finished in {time.monotonic() - started:.1f} s[/]")
     return code
-

@@ -1,5 +1,10 @@
 """The mappings, one module per data type, and the rule that classifies keys.
 
+The /vibe mappings are the default set; a user's own modules are added to the
+registry through ``PHASEGATE_MAPPINGS`` or ``mappings`` in [tool.phasegate]
+(comma-separated module names), or a ``phasegate.mappings`` entry point, so
+another Redis-backed app uses every data gate without a fork.
+
 A key belongs to the first pattern whose glob and Redis TYPE both match. A key
 whose name matches a type but whose TYPE does not is ``wrong_type``; a key in
 the KV-only list stays in KV by design; anything else is ``unmapped``.
@@ -17,6 +22,9 @@ the KV-only list stays in KV by design; anything else is ``unmapped``.
 from __future__ import annotations
 
 import fnmatch
+import importlib
+import importlib.metadata
+import os
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -50,10 +58,8 @@ MAPPINGS: dict[str, Mapping] = {
         games.MAPPING,
     )
 }
-TYPE_IDS = tuple(MAPPINGS)
-
 # Stays in KV by design: never migrated, never flagged as unmapped.
-KV_ONLY = (
+_VIBE_KV_ONLY: tuple[str, ...] = (
     "presence:*",
     "session:*",
     "typing:*",
@@ -63,6 +69,52 @@ KV_ONLY = (
     "observations:count:*",
     "invite:*",
 )
+# Why a mapping module of the user's could not be loaded (reported by the settings
+# layer as a usage error, not here as a traceback at import time).
+LOAD_ERRORS: dict[str, str] = {}
+
+
+def _extra_module_names() -> list[str]:
+    """``PHASEGATE_MAPPINGS``, else ``mappings`` in [tool.phasegate], then the
+    ``phasegate.mappings`` entry points: comma-separated importable module names."""
+    from phasegate.settings import load_pyproject
+
+    raw = os.environ.get("PHASEGATE_MAPPINGS") or str(load_pyproject().get("mappings") or "")
+    names = [n.strip() for n in raw.split(",") if n.strip()]
+    names += [ep.value for ep in importlib.metadata.entry_points(group="phasegate.mappings")]
+    return list(dict.fromkeys(names))
+
+
+def _load_extra() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Add the user's mapping modules to the registry: each defines ``MAPPING`` (or
+    ``MAPPINGS``, an iterable) and may extend the KV-only list with ``KV_ONLY``.
+    Returns the modules loaded and their KV-only globs."""
+    loaded: list[str] = []
+    kv_only: list[str] = []
+    for name in _extra_module_names():
+        try:
+            module = importlib.import_module(name)
+        except Exception as exc:  # reported by settings.resolve, named, with the cause
+            LOAD_ERRORS[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        found = getattr(module, "MAPPINGS", None) or [getattr(module, "MAPPING", None)]
+        mappings = [m for m in found if isinstance(m, Mapping)]
+        if not mappings:
+            LOAD_ERRORS[name] = "defines no MAPPING (a phasegate.mappings.base.Mapping)"
+            continue
+        for mapping in mappings:
+            if mapping.type_id in MAPPINGS:
+                LOAD_ERRORS[name] = f"type {mapping.type_id!r} is already mapped"
+                continue
+            MAPPINGS[mapping.type_id] = mapping
+        kv_only.extend(getattr(module, "KV_ONLY", ()))
+        loaded.append(name)
+    return tuple(loaded), tuple(kv_only)
+
+
+EXTRA_MODULES, _EXTRA_KV_ONLY = _load_extra()
+KV_ONLY = (*_VIBE_KV_ONLY, *_EXTRA_KV_ONLY)
+TYPE_IDS = tuple(MAPPINGS)
 
 
 @dataclass(frozen=True)
@@ -137,4 +189,13 @@ def classify(key: str, rtype: str) -> Classified:
     return Classified("unmapped")
 
 
-__all__ = ["KV_ONLY", "MAPPINGS", "TYPE_IDS", "Classified", "Mapping", "classify"]
+__all__ = [
+    "EXTRA_MODULES",
+    "KV_ONLY",
+    "LOAD_ERRORS",
+    "MAPPINGS",
+    "TYPE_IDS",
+    "Classified",
+    "Mapping",
+    "classify",
+]

@@ -144,6 +144,9 @@ class Mapping:
     # columns a record's bucket key is made of (default: the first key column).
     router: Router | None = None
     bucket_columns: tuple[str, ...] = ()
+    # DDL of the type's table and indexes (IF NOT EXISTS), for types outside
+    # phasegate's sql/schema.sql: a user's own mapping brings its table along.
+    ddl: str = ""
 
     @property
     def key_columns(self) -> tuple[str, ...]:
