@@ -29,14 +29,17 @@ from phasegate.load.stats import (
     EXIT_ERRORS,
     EXIT_P95,
     EXIT_PASS,
+    EXIT_TOO_FEW,
     Budgets,
     LoadResult,
     baseline_regressions,
     endpoint_stats,
+    judge,
 )
 from phasegate.queries import load_catalog
 
-QUIET = Budgets(p95_ms=200, error_percent=0.1, throughput_rpm=0)  # short runs: no floor
+# short proof runs: no throughput floor, and every endpoint judged however few its requests
+QUIET = Budgets(p95_ms=200, error_percent=0.1, throughput_rpm=0, min_requests=1)
 
 
 @pytest.fixture
@@ -240,3 +243,49 @@ def test_serve_refuses_without_both_stores() -> None:
     )
     assert done.returncode == 2
     assert "serve needs --kv-url and --pg-url" in done.stderr
+
+
+def test_too_few_requests_are_inconclusive_not_green() -> None:
+    """Five fast requests to thread: its p95 is not judged (exit 15, inconclusive);
+    slow ones still fail, however few."""
+    few = _result([10.0] * 5)
+    assert judge(few, Budgets(throughput_rpm=0))[0] == EXIT_TOO_FEW
+    result = p95_result("thread", few, Budgets())
+    assert result.status == "inconclusive"
+    assert "only 5 requests, at least 10" in result.message
+    slow = _result([250.0] * 5)
+    assert p95_result("thread", slow, Budgets()).status == "fail"
+    assert judge(_result([10.0] * 10), Budgets(throughput_rpm=0))[0] == EXIT_PASS
+
+
+def test_the_cli_load_run_with_too_few_requests_exits_3(
+    small: tuple[str, str, Path], tmp_path: Path
+) -> None:
+    """`phasegate load run` on a run too short to judge: exit 3 (inconclusive), saying why."""
+    kv_url, pg_url, _params = small
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "phasegate.cli",
+            "load",
+            "run",
+            "--kv-url",
+            kv_url,
+            "--pg-url",
+            pg_url,
+            "--load-users",
+            "3",
+            "--load-run-time",
+            "7s",
+            "--throughput-floor-rpm",
+            "1",
+            f"--reports-dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 3, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "too few requests" in done.stdout

@@ -152,7 +152,7 @@ def run_demo(settings: Settings, console: Console) -> int:
 
 
 DEMO_LOAD_USERS = 100
-DEMO_LOAD_TIME = "15s"  # 5 s of it is the ramp, left out of the statistics
+DEMO_LOAD_TIME = "20s"  # 5 s of it is the ramp, left out of the statistics
 
 
 def demo_load(

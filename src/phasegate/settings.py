@@ -180,6 +180,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("load_run_time", "30s", _duration, "Load: run length (Locust -t: 30s, 5m).", "TIME"),
     Setting("p95_budget_ms", 200.0, float, "Load: p95 budget per endpoint, in ms.", "MS"),
     Setting(
+        "load_min_requests",
+        10,
+        _positive,
+        "Load: requests an endpoint needs before its p95 and errors are judged "
+        "(fewer: inconclusive).",
+        "N",
+    ),
+    Setting(
         "error_budget_percent", 0.1, _percent, "Load: failed requests allowed per endpoint.", "PCT"
     ),
     Setting(
@@ -277,6 +285,7 @@ class Settings:
     load_users: int
     load_run_time: str
     p95_budget_ms: float
+    load_min_requests: int
     error_budget_percent: float
     throughput_floor_rpm: float
     baseline_file: str

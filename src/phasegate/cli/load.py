@@ -12,9 +12,8 @@ from phasegate.console import print_load
 from phasegate.dualwrite.writer import DEFECTS
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 from phasegate.load.stats import (
-    EXIT_CPU_SATURATED,
     EXIT_MEANING,
-    EXIT_NO_SAMPLES,
+    INCONCLUSIVE_CODES,
     Budgets,
     LoadResult,
     baseline_regressions,
@@ -223,7 +222,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         + (f": {'; '.join(why)}" if why else "")
         + ("" if baseline else f" (no baseline at {settings.baseline_file})")
     )
-    if code in (EXIT_NO_SAMPLES, EXIT_CPU_SATURATED) and not regressions:
+    if code in INCONCLUSIVE_CODES and not regressions:
         return EXIT_INCONCLUSIVE
     return EXIT_OK if ok else EXIT_GATE_FAILED
 

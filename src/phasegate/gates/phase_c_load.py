@@ -49,11 +49,26 @@ def _unmeasured(name: str, check: str, thresholds: dict[str, float]) -> CheckRes
     )
 
 
+def _too_few(name: str, check: str, e: EndpointStats, budgets: Budgets) -> CheckResult:
+    return CheckResult(
+        "C",
+        row(name),
+        check,
+        "inconclusive",
+        f"{name}: only {e.requests} requests, at least {budgets.min_requests} are needed to "
+        "judge it (a longer run or more users)",
+        metrics=_metrics(e),
+        thresholds={"min_requests": budgets.min_requests},
+    )
+
+
 def p95_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResult:
     e = result.endpoints.get(name)
     if e is None or e.p95 is None:
         return _unmeasured(name, "load-p95", {"p95_ms": budgets.p95_ms})
     ok = not e.p95_over(budgets.p95_ms)
+    if ok and e.requests < budgets.min_requests:
+        return _too_few(name, "load-p95", e, budgets)
     return CheckResult(
         "C",
         row(name),
@@ -71,6 +86,8 @@ def errors_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResul
     if e is None or not e.requests:
         return _unmeasured(name, "load-errors", {"error_percent": budgets.error_percent})
     ok = not e.errors_over(budgets.error_percent)
+    if ok and e.requests < budgets.min_requests:
+        return _too_few(name, "load-errors", e, budgets)
     return CheckResult(
         "C",
         row(name),

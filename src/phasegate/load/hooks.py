@@ -44,6 +44,9 @@ def add_arguments(parser: Any) -> None:
         default=1000.0,
     )
     group.add_argument(
+        "--load-min-requests", type=int, env_var="PHASEGATE_LOAD_MIN_REQUESTS", default=10
+    )
+    group.add_argument(
         "--result-file",
         env_var="PHASEGATE_LOAD_RESULT",
         default="",
@@ -97,7 +100,10 @@ def on_quitting(environment: Environment) -> None:
         cpu_saturated=saturated,
     )
     budgets = Budgets(
-        options.p95_budget_ms, options.error_budget_percent, options.throughput_floor_rpm
+        options.p95_budget_ms,
+        options.error_budget_percent,
+        options.throughput_floor_rpm,
+        min_requests=options.load_min_requests,
     )
     code, reasons = judge(result, budgets)
     result = LoadResult(**{**result.__dict__, "exit_code": code, "reasons": reasons})

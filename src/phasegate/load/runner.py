@@ -166,6 +166,8 @@ def run_locust(
         str(budgets.error_percent),
         "--throughput-floor-rpm",
         str(budgets.throughput_rpm),
+        "--load-min-requests",
+        str(budgets.min_requests),
     ]
     if tags:
         argv += ["--tags", *tags]

@@ -28,6 +28,8 @@ EXIT_P95 = 11
 EXIT_ERRORS = 12
 EXIT_THROUGHPUT = 13
 EXIT_CPU_SATURATED = 14  # inconclusive: the load generator, not the service, was the limit
+EXIT_TOO_FEW = 15  # inconclusive: an endpoint got too few requests to judge its p95
+INCONCLUSIVE_CODES = (EXIT_NO_SAMPLES, EXIT_CPU_SATURATED, EXIT_TOO_FEW)
 EXIT_MEANING = {
     EXIT_PASS: "pass",
     EXIT_NO_SAMPLES: "no samples: nothing was measured",
@@ -35,6 +37,7 @@ EXIT_MEANING = {
     EXIT_ERRORS: "error ratio over budget",
     EXIT_THROUGHPUT: "throughput under the floor",
     EXIT_CPU_SATURATED: "inconclusive: the load generator's CPU was saturated",
+    EXIT_TOO_FEW: "inconclusive: an endpoint got too few requests to judge",
 }
 
 
@@ -65,6 +68,7 @@ class Budgets:
     error_percent: float = 0.1
     throughput_rpm: float = 1000.0
     baseline_tolerance_percent: float = 20.0
+    min_requests: int = 10  # fewer requests to an endpoint: its p95 is not judged
 
     @classmethod
     def of(cls, settings: Any) -> Budgets:
@@ -74,6 +78,7 @@ class Budgets:
             settings.error_budget_percent,
             settings.throughput_floor_rpm,
             settings.baseline_tolerance_percent,
+            settings.load_min_requests,
         )
 
 
@@ -181,6 +186,13 @@ def judge(result: LoadResult, budgets: Budgets) -> tuple[int, list[str]]:
         return EXIT_THROUGHPUT, [
             f"throughput {result.rpm:,.0f} requests/min < {budgets.throughput_rpm:,.0f}"
         ]
+    few = [
+        f"{e.name}: only {e.requests} requests (at least {budgets.min_requests} to judge)"
+        for e in result.endpoints.values()
+        if e.requests < budgets.min_requests
+    ]
+    if few:
+        return EXIT_TOO_FEW, few
     return EXIT_PASS, []
 
 
