@@ -38,8 +38,9 @@ from phasegate.load.stats import (
 )
 from phasegate.queries import load_catalog
 
-# short proof runs: no throughput floor, and every endpoint judged however few its requests
-QUIET = Budgets(p95_ms=200, error_percent=0.1, throughput_rpm=0, min_requests=1)
+# Short proof runs of one mechanism: no throughput floor and no minimum sample (an
+# endpoint of low weight may get no request in 7 s); the gate's own runs keep both.
+QUIET = Budgets(p95_ms=200, error_percent=0.1, throughput_rpm=0, min_requests=0)
 
 
 @pytest.fixture
