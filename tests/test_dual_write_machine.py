@@ -40,7 +40,7 @@ from phasegate.dualwrite.ops import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
 from phasegate.faults import FaultProxy
 from phasegate.fk import add_foreign_keys
-from phasegate.gates import phase_b
+from phasegate.gates import phase_b, phase_b_stores
 from phasegate.journal import Journal
 from phasegate.mappings.games import GAME_TYPES
 from phasegate.reconcile import reconcile
@@ -219,7 +219,7 @@ class DualWriteMachine(RuleBasedStateMachine):
             reverted = {
                 label: (want, got)
                 for label, want in self.acked.items()
-                if (got := phase_b.pg_record(pg, label)) != want
+                if (got := phase_b_stores.pg_record(pg, label)) != want
             }
         assert reverted == {}, "acknowledged writes not as acknowledged after reconcile"
         reads = [

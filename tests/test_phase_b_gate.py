@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from phasegate import burst
-from phasegate.gates import phase_b
+from phasegate.gates import phase_b, phase_b_stores
 from phasegate.gates.result import CheckResult
 from phasegate.journal import Journal
 
@@ -32,7 +32,7 @@ def _by_check(results: list[CheckResult]) -> dict[str, CheckResult]:
 
 def _gate(
     folder: Path, type_id: str, writes: int, *defects: str
-) -> tuple[dict[str, CheckResult], phase_b.Burst]:
+) -> tuple[dict[str, CheckResult], phase_b_stores.Burst]:
     results, burst_ = phase_b.gate(
         folder,
         type_id,

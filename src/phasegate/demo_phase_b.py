@@ -14,7 +14,7 @@ from rich.table import Table
 from phasegate import burst
 from phasegate.burst import Outcome
 from phasegate.console import print_reconciled
-from phasegate.gates import phase_b
+from phasegate.gates import phase_b, phase_b_stores
 from phasegate.gates.result import CheckResult
 from phasegate.settings import Settings
 
@@ -72,7 +72,7 @@ def demo_phase_b(settings: Settings, console: Console) -> list[CheckResult]:
     return results
 
 
-def _show_journal(b: phase_b.Burst, console: Console) -> None:
+def _show_journal(b: phase_b_stores.Burst, console: Console) -> None:
     sides = Counter(e["failed"] for e in b.journal)
     alert = b.end_status["writes"]["alert"]
     console.print(
