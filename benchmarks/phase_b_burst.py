@@ -23,7 +23,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from phasegate import burst
+from phasegate import burst, burst_workloads
 from phasegate.gates import phase_b
 from phasegate.reconcile import reconcile
 from phasegate.stores import connect_kv
@@ -48,7 +48,7 @@ def main() -> None:
             per_type = args.writes // len(TYPES)
             with rig.conn() as pg:
                 for type_id in TYPES:
-                    work = burst.workload(type_id, pg, per_type, args.seed)
+                    work = burst_workloads.workload(type_id, pg, per_type, args.seed)
                     for i, part in enumerate(work.windows):
                         windows[i].extend(part)
                     reads += work.reads

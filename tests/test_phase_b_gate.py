@@ -17,7 +17,7 @@ from typing import cast
 import pytest
 import redis
 
-from phasegate import burst
+from phasegate import burst, burst_workloads
 from phasegate.gates import phase_b, phase_b_stores
 from phasegate.gates.result import CheckResult
 from phasegate.journal import Journal
@@ -126,7 +126,7 @@ def test_a_clean_run_that_diverges_fails_the_shadow_check(tmp_path: Path) -> Non
     with burst.open_rig(tmp_path, seed=7) as rig:
         kv = redis.Redis.from_url(rig.kv_url)
         with rig.conn() as pg:
-            work = burst.workload("messages", pg, 24, 7, windows=1)
+            work = burst_workloads.workload("messages", pg, 24, 7, windows=1)
         for endpoint, params in work.reads:
             if endpoint == "inbox":
                 for msg_id in cast(list[bytes], kv.lrange(f"inbox:{params['handle']}", 0, -1)):

@@ -31,7 +31,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from phasegate import burst
+from phasegate import burst, burst_workloads
 from phasegate.app.reads import ENDPOINTS, KvReads, PgReads
 from phasegate.burst import Outcome, Rig
 from phasegate.gates.phase_b_stores import Burst, durability, idempotence
@@ -61,7 +61,7 @@ def run_burst(
     """Send the type's burst, one window per fault kind."""
     started = time.monotonic()
     with rig.conn() as pg:
-        work = burst.workload(type_id, pg, writes, seed, windows=len(kinds))
+        work = burst_workloads.workload(type_id, pg, writes, seed, windows=len(kinds))
     journal_by_fault: dict[str, int] = {}
     clean: dict[str, Any] = {}
 
@@ -76,7 +76,7 @@ def run_burst(
     outcomes = burst.run(
         rig,
         work.windows,
-        reads=burst.shadow_reads(rig, work.reads),
+        reads=burst_workloads.shadow_reads(rig, work.reads),
         seed=seed,
         on_window=window_done,
         kinds=kinds,

@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 from phasegate.app.reads import jsonable
-from phasegate.burst import Outcome, Rig, Workload
+from phasegate.burst import Outcome, Rig
+from phasegate.burst_workloads import Workload
 from phasegate.dualwrite.change import key_where, label, select_sql
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import Scope, compare
