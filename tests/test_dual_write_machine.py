@@ -36,7 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from phasegate import schema
 from phasegate.app.reads import jsonable
-from phasegate.dualwrite.ops import StoresDownError, WriteError
+from phasegate.dualwrite.requests import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
 from phasegate.faults import FaultProxy
 from phasegate.fk import add_foreign_keys

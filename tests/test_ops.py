@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from phasegate.backfill import backfill
 from phasegate.dualwrite.change import Change
-from phasegate.dualwrite.ops import WriteError
+from phasegate.dualwrite.requests import WriteError
 from phasegate.dualwrite.writer import Writer
 from phasegate.fk import add_foreign_keys
 from phasegate.journal import Journal

@@ -61,7 +61,8 @@ from starlette.routing import Route
 
 from phasegate.app.modes import Modes
 from phasegate.app.reads import ENDPOINTS, Endpoint, KvReads, Params, PgReads, jsonable
-from phasegate.dualwrite.ops import OP_TYPES, StoresDownError, WriteError
+from phasegate.dualwrite.ops import OP_TYPES
+from phasegate.dualwrite.requests import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
 from phasegate.handles import canonical_handle
 from phasegate.journal import Journal

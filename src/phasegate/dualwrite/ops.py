@@ -14,153 +14,39 @@ nothing.
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 import orjson
-import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from phasegate.deadline import within
-from phasegate.dualwrite.change import Change, select_sql
-from phasegate.handles import canonical_handle
-from phasegate.keyspace import KvEntry
+from phasegate.dualwrite.change import Change
+from phasegate.dualwrite.requests import (
+    Json,
+    Op,
+    State,
+    WriteError,
+    create,
+    decode_value,
+    epoch_ms,
+    handle,
+    request_id,
+    text_field,
+)
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Record
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
 from phasegate.mappings.invites import INVITE_ALPHABET
-from phasegate.values import DecodeError, base36
+from phasegate.values import base36
 
-Json = dict[str, Any]
 TEXT_LIMIT = 2000
-PG_TIMEOUT_S = 2.0  # wait this long for a Postgres connection before counting it failed
 BADGES = (("verified_builder", 7), ("dedicated_builder", 30))
-
-
-class WriteError(ValueError):
-    """A write request the app would refuse (names the field)."""
-
-
-class StoresDownError(RuntimeError):
-    """Nothing was written and nothing acknowledged: the caller keeps the write."""
-
-
-class State:
-    """Current rows, read from Postgres."""
-
-    def __init__(self, pool: AsyncConnectionPool[Any], timeout_s: float = PG_TIMEOUT_S) -> None:
-        self.pool = pool
-        self.timeout_s = timeout_s
-        self.behind = False  # Postgres has journaled writes it has not received
-
-    async def rows(self, type_id: str, where: str, params: tuple[Any, ...]) -> list[Record]:
-        if self.behind:
-            raise StoresDownError(
-                f"Postgres has journaled writes it has not received yet, so its {type_id} "
-                "may be stale: nothing was written (retry)"
-            )
-        mapping = MAPPINGS[type_id]
-        query = select_sql(mapping, where)
-
-        async def fetch() -> list[Record]:
-            async with self.pool.connection(timeout=self.timeout_s) as conn:
-                cur = await conn.execute(query, params)
-                return [mapping.from_row(row) for row in await cur.fetchall()]
-
-        try:
-            return await within(fetch(), self.timeout_s, "Postgres")
-        except (psycopg.Error, PoolTimeout, OSError, TimeoutError) as exc:
-            raise StoresDownError(
-                f"Postgres is needed to read the current {type_id} and is unreachable: "
-                f"nothing was written ({exc})"
-            ) from exc
-
-    async def one(self, type_id: str, where: str, params: tuple[Any, ...]) -> Record | None:
-        found = await self.rows(type_id, where, params)
-        return found[0] if found else None
-
-
-Op = Callable[[State, Json, datetime], Awaitable[Change]]
-
-
-def now_utc(body: Json) -> datetime:
-    """The write's moment: the request's ``at`` (epoch ms, for exact retries) or now.
-
-    >>> now_utc({"at": 1767801301123}).isoformat()
-    '2026-01-07T15:55:01.123000+00:00'
-    """
-    at = body.get("at")
-    ms = int(at) if isinstance(at, int) else int(time.time() * 1000)
-    # whole milliseconds exactly (ms / 1000 as a float can land a microsecond off,
-    # and KV keeps milliseconds)
-    return datetime.fromtimestamp(ms // 1000, UTC) + timedelta(milliseconds=ms % 1000)
-
-
-def handle(body: Json, name: str) -> str:
-    raw = body.get(name)
-    if not isinstance(raw, str) or not raw.strip():
-        raise WriteError(f"{name} is required")
-    try:
-        return canonical_handle(raw)
-    except DecodeError as exc:
-        raise WriteError(f"{name}: {exc.reason}") from None
-
-
-def _text(body: Json, name: str, limit: int) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise WriteError(f"{name} must be 1 to {limit} characters")
-    return value
-
-
-def _id(body: Json, made: str) -> str:
-    given = body.get("id")
-    if given is None:
-        return made
-    if not isinstance(given, str) or not 0 < len(given) <= 100:
-        raise WriteError("id must be a string of 1 to 100 characters")
-    return given
-
-
-def _ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
-
-
-def decode_value(type_id: str, variant: str, key: str, value: bytes) -> Record:
-    """A KV value the writer built, decoded by the type's mapping (the Postgres row)."""
-    decoded = MAPPINGS[type_id].decode([(variant, KvEntry(key, "string", value))])
-    if len(decoded.records) != 1:
-        problems = "; ".join(f.detail for f in decoded.findings) or "no record"
-        raise WriteError(f"{key}: {problems}")
-    return next(iter(decoded.records.values()))
-
-
-async def _create(state: State, op: str, type_id: str, record: Record, *, retried: bool) -> Change:
-    """A create's change: the record, or nothing when the request named the record's
-    key (so may be a retry) and Postgres already holds it (upserting it again would
-    undo later updates, e.g. a read flag). While Postgres cannot say, the create
-    goes ahead: its upsert is idempotent."""
-    column = MAPPINGS[type_id].key_columns[0]
-    change = Change(op)
-    if retried:
-        try:
-            existing = await state.one(type_id, f"{column} = %s", (record[column],))
-        except StoresDownError:
-            existing = None
-        if existing is not None:
-            change.see(type_id, existing)
-            return change
-    change.put(type_id, record)
-    return change
 
 
 async def send_message(state: State, body: Json, at: datetime) -> Change:
     sender, to = handle(body, "from"), handle(body, "to")
-    text = _text(body, "text", TEXT_LIMIT)
-    msg_id = _id(body, f"msg_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
+    text = text_field(body, "text", TEXT_LIMIT)
+    msg_id = request_id(body, f"msg_{base36(epoch_ms(at))}{secrets.token_hex(2)[:3]}")
     value = {
         "id": msg_id,
         "from": sender,
@@ -171,12 +57,12 @@ async def send_message(state: State, body: Json, at: datetime) -> Change:
         "v": 2,
         "signature": None,
         "signatureVerified": False,
-        "createdAt": _ms(at),
+        "createdAt": epoch_ms(at),
         "read": False,
         "consent": "accepted",
     }
     record = decode_value("messages", "scheme2", f"msg:{msg_id}", orjson.dumps(value))
-    return await _create(state, "send_message", "messages", record, retried="id" in body)
+    return await create(state, "send_message", "messages", record, retried="id" in body)
 
 
 async def mark_thread_read(state: State, body: Json, at: datetime) -> Change:
@@ -202,27 +88,27 @@ async def mark_thread_read(state: State, body: Json, at: datetime) -> Change:
 
 async def board_post(state: State, body: Json, at: datetime) -> Change:
     author = handle(body, "author")
-    content = _text(body, "content", 500)
+    content = text_field(body, "content", 500)
     category = body.get("category") or "general"
     if category not in CATEGORIES:
         raise WriteError(f"category must be one of {', '.join(CATEGORIES)}")
     tags = body.get("tags") or []
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise WriteError("tags must be a list of strings")
-    entry_id = _id(body, f"entry_{_ms(at)}_{secrets.token_hex(4)}")
+    entry_id = request_id(body, f"entry_{epoch_ms(at)}_{secrets.token_hex(4)}")
     value: Json = {
         "id": entry_id,
         "author": author,
         "content": content,
         "category": category,
         "tags": tags,
-        "timestamp": _ms(at),
+        "timestamp": epoch_ms(at),
         "reactions": {},
         "comments": [],
         "metadata": {},
     }
     record = decode_value("board", "entry", f"board:entry:{entry_id}", orjson.dumps(value))
-    return await _create(state, "board_post", "board", record, retried="id" in body)
+    return await create(state, "board_post", "board", record, retried="id" in body)
 
 
 async def streak_checkin(state: State, body: Json, at: datetime) -> Change:
@@ -272,7 +158,7 @@ async def invite_create(state: State, body: Json, at: datetime) -> Change:
     code = body.get("code") or f"VIBE-{picks}-{letters}"
     if not isinstance(code, str):
         raise WriteError("code must be a string")
-    return await _create(
+    return await create(
         state,
         "invite_create",
         "invites",
@@ -399,8 +285,8 @@ async def game_record(state: State, body: Json, at: datetime) -> Change:
     state_obj = body.get("state") or {}
     if not isinstance(state_obj, dict):
         raise WriteError("state must be a JSON object")
-    game_id = _id(body, f"game_{base36(_ms(at))}{secrets.token_hex(2)[:3]}")
-    return await _create(
+    game_id = request_id(body, f"game_{base36(epoch_ms(at))}{secrets.token_hex(2)[:3]}")
+    return await create(
         state,
         "game_record",
         "games",
@@ -474,34 +360,28 @@ async def user_delete(state: State, body: Json, at: datetime) -> Change:
     return change
 
 
-OPS: dict[str, Op] = {
-    "send_message": send_message,
-    "mark_thread_read": mark_thread_read,
-    "board_post": board_post,
-    "streak_checkin": streak_checkin,
-    "invite_create": invite_create,
-    "invite_redeem": invite_redeem,
-    "connection_request": connection_request,
-    "connection_accept": connection_accept,
-    "connection_block": connection_block,
-    "friend_add": friend_add,
-    "game_record": game_record,
-    "user_register": user_register,
-    "user_delete": user_delete,
+@dataclass(frozen=True)
+class WriteOp:
+    """One app write: the data type it is counted under (load stats, reports,
+    Phase B ids) and the function that turns a request into a change."""
+
+    type_id: str
+    run: Op
+
+
+OPS: dict[str, WriteOp] = {
+    "send_message": WriteOp("messages", send_message),
+    "mark_thread_read": WriteOp("messages", mark_thread_read),
+    "board_post": WriteOp("board", board_post),
+    "streak_checkin": WriteOp("streaks", streak_checkin),
+    "invite_create": WriteOp("invites", invite_create),
+    "invite_redeem": WriteOp("invites", invite_redeem),
+    "connection_request": WriteOp("connections", connection_request),
+    "connection_accept": WriteOp("connections", connection_accept),
+    "connection_block": WriteOp("connections", connection_block),
+    "friend_add": WriteOp("friends", friend_add),
+    "game_record": WriteOp("games", game_record),
+    "user_register": WriteOp("users", user_register),
+    "user_delete": WriteOp("users", user_delete),
 }
-# The data type each write is counted under (load stats, reports, Phase B ids).
-OP_TYPES = {
-    "send_message": "messages",
-    "mark_thread_read": "messages",
-    "board_post": "board",
-    "streak_checkin": "streaks",
-    "invite_create": "invites",
-    "invite_redeem": "invites",
-    "connection_request": "connections",
-    "connection_accept": "connections",
-    "connection_block": "connections",
-    "friend_add": "friends",
-    "game_record": "games",
-    "user_register": "users",
-    "user_delete": "users",
-}
+OP_TYPES = {name: op.type_id for name, op in OPS.items()}  # derived, for lookups by name

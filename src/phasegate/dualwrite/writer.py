@@ -44,7 +44,8 @@ from phasegate.app.modes import WriteMode
 from phasegate.deadline import within
 from phasegate.dualwrite import kvexec, kvplan
 from phasegate.dualwrite.change import Change, pg_statements
-from phasegate.dualwrite.ops import OPS, State, StoresDownError, WriteError, now_utc
+from phasegate.dualwrite.ops import OPS
+from phasegate.dualwrite.requests import State, StoresDownError, WriteError, now_utc
 from phasegate.journal import Entry, Journal, Side
 
 Json = dict[str, Any]
@@ -137,7 +138,7 @@ class Writer:
 
     async def _write(self, op: str, mode: WriteMode, body: Json) -> Change:
         self.state.behind = "pg" in self.behind and "replay-out-of-order" not in self.defects
-        change = await OPS[op](self.state, body, now_utc(body))
+        change = await OPS[op].run(self.state, body, now_utc(body))
         await self.apply(change, mode)
         return change
 
