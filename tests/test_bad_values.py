@@ -4,24 +4,16 @@ warnings; secret fields never reach a finding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import orjson
-import pytest
 
 from fixtures.migration import Migration
 from phasegate.gates.phase_a import PhaseA
 from phasegate.inventory import take_inventory
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS
-from phasegate.servers import Sandbox
-from tests.test_phase_a_gate import SEED, make
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    yield from make(sandbox)
+from tests.test_phase_a_gate import SEED
 
 
 def test_one_bad_byte_in_vibe_messages_loses_one_element_not_the_key(

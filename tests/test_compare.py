@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fixtures.migration import Migration
+from fixtures.migration import Migration, make
 from fixtures.strategies import KEYSPACES
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import VariantEntry
@@ -17,7 +17,7 @@ from phasegate.parity.buckets import record_bucket, split
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
 from phasegate.servers import Sandbox
-from tests.test_phase_a_gate import make, sampled_message
+from tests.test_phase_a_gate import sampled_message
 
 
 @pytest.mark.parametrize("type_id", sorted(KEYSPACES))

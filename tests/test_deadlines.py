@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import orjson
 import pytest
@@ -15,16 +15,10 @@ from phasegate.errors import StoreTimeoutError
 from phasegate.faults import FaultProxy
 from phasegate.gates.phase_a import PhaseA
 from phasegate.inventory import Inventory, take_inventory
-from phasegate.servers import Sandbox
 from phasegate.stores import connect_kv, connect_pg
-from tests.test_phase_a_gate import SEED, make
+from tests.test_phase_a_gate import SEED
 
 TIMEOUT_S = 1.5
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    yield from make(sandbox)
 
 
 def test_a_frozen_redis_fails_within_the_deadline_once(migration: Migration) -> None:

@@ -8,26 +8,17 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from fixtures.migration import Migration
 from phasegate import schema
 from phasegate.faults import FaultProxy
 from phasegate.fk import add_foreign_keys
 from phasegate.gates.phase_a import PhaseA
-from phasegate.servers import Sandbox
 from phasegate.stores import connect_pg
-from tests.test_phase_a_gate import SEED, make
+from tests.test_phase_a_gate import SEED
 
 ROOT = Path(__file__).parents[1]
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    yield from make(sandbox)
 
 
 def run_pytest(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

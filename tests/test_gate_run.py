@@ -5,22 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from fixtures.migration import Migration
-from phasegate.servers import Sandbox
 from tests.test_gate_only import assert_only_read, snapshot
-from tests.test_phase_a_gate import make, sampled_message
+from tests.test_phase_a_gate import sampled_message
 
 ROOT = Path(__file__).parents[1]
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    yield from make(sandbox)
 
 
 def run_gate(m: Migration, reports: Path, *extra: str) -> subprocess.CompletedProcess[str]:

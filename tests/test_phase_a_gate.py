@@ -4,38 +4,22 @@ passes on a clean migration for several fixture seeds."""
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
 
-from fixtures.migration import Migration, migrate, rerun_evidence
+from fixtures.migration import Migration, make, rerun_evidence
 from phasegate import mappings
 from phasegate.gates.phase_a import CHECKS, PhaseA
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Decoded, VariantEntry
 from phasegate.parity.compare import in_sample
-from phasegate.servers import Sandbox, scratch_database, scratch_kv
+from phasegate.servers import Sandbox
 
 HOUR_MS = 3_600_000
 SEED = 7
-
-
-def make(sandbox: Sandbox, seed: int = SEED) -> Iterator[Migration]:
-    anchor = int(time.time() * 1000) // HOUR_MS * HOUR_MS
-    with scratch_kv(sandbox.kv_url) as kv_url, scratch_database(sandbox.pg_url) as pg_url:
-        m = migrate(kv_url, pg_url, "now", seed, anchor)
-        yield m
-        m.pg.close()
-        m.kv.close()
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    """A clean migration of the `now` fixture: seeded, backfilled, keys added."""
-    yield from make(sandbox)
 
 
 def gate(m: Migration, *, full: bool = True) -> PhaseA:

@@ -17,16 +17,10 @@ from phasegate import doctor
 from phasegate.errors import PermissionRefusedError
 from phasegate.gates.phase_a import CHECKS, PhaseA
 from phasegate.mappings import TYPE_IDS
-from phasegate.servers import Sandbox
 from phasegate.stores import connect_kv, connect_pg
-from tests.test_phase_a_gate import SEED, make
+from tests.test_phase_a_gate import SEED
 
 PASSWORD = "pw-" + secrets.token_hex(4)
-
-
-@pytest.fixture
-def migration(sandbox: Sandbox) -> Iterator[Migration]:
-    yield from make(sandbox)
 
 
 def _as_user(url: str, user: str, password: str | None = None) -> str:

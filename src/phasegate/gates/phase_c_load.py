@@ -67,17 +67,13 @@ def p95_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResult:
     if e is None or e.p95 is None:
         return _unmeasured(name, "load-p95", {"p95_ms": budgets.p95_ms})
     ok = not e.p95_over(budgets.p95_ms)
-    if ok and e.requests < budgets.min_requests:
-        return _too_few(name, "load-p95", e, budgets)
-    return CheckResult(
-        "C",
-        row(name),
-        "load-p95",
-        "pass" if ok else "fail",
+    message = (
         f"{name}: p95 {e.p95} ms {'<' if ok else '>='} {budgets.p95_ms:g} ms "
-        f"(p50 {e.p50}, p99 {e.p99}, {e.requests:,} requests, {result.users} users)",
-        metrics=_metrics(e),
-        thresholds={"p95_ms": budgets.p95_ms},
+        f"(p50 {e.p50}, p99 {e.p99}, {e.requests:,} requests, {result.users} users)"
+    )
+    thresholds = {"p95_ms": budgets.p95_ms}
+    return _judged(
+        name, "load-p95", e, ok=ok, message=message, thresholds=thresholds, budgets=budgets
     )
 
 
@@ -86,18 +82,31 @@ def errors_result(name: str, result: LoadResult, budgets: Budgets) -> CheckResul
     if e is None or not e.requests:
         return _unmeasured(name, "load-errors", {"error_percent": budgets.error_percent})
     ok = not e.errors_over(budgets.error_percent)
-    if ok and e.requests < budgets.min_requests:
-        return _too_few(name, "load-errors", e, budgets)
-    return CheckResult(
-        "C",
-        row(name),
-        "load-errors",
-        "pass" if ok else "fail",
+    message = (
         f"{name}: {e.failures} of {e.requests:,} failed ({e.error_percent:.2f}%, "
-        f"budget {budgets.error_percent:g}%)",
-        metrics=_metrics(e),
-        thresholds={"error_percent": budgets.error_percent},
+        f"budget {budgets.error_percent:g}%)"
     )
+    thresholds = {"error_percent": budgets.error_percent}
+    return _judged(
+        name, "load-errors", e, ok=ok, message=message, thresholds=thresholds, budgets=budgets
+    )
+
+
+def _judged(
+    name: str,
+    check: str,
+    e: EndpointStats,
+    *,
+    ok: bool,
+    message: str,
+    thresholds: dict[str, float],
+    budgets: Budgets,
+) -> CheckResult:
+    """Fail when over budget, however few the requests; else pass only on enough."""
+    if ok and e.requests < budgets.min_requests:
+        return _too_few(name, check, e, budgets)
+    status: Status = "pass" if ok else "fail"
+    return CheckResult("C", row(name), check, status, message, (), _metrics(e), thresholds)
 
 
 def baseline_result(

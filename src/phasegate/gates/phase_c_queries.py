@@ -24,7 +24,7 @@ CHECKS = PHASE_CHECKS["C"][:4]  # shape, fk-index, plan-custom, plan-generic
 def fk_index_result(table: str, type_id: str, schema: SchemaModel) -> CheckResult:
     """Every foreign key of ``table`` has an index on its referencing columns."""
     keys = [fk for fk in schema.foreign_keys if fk.table == table]
-    findings = [f for f in check_schema(schema) if f.statement.origin.endswith(f": {table}")]
+    findings = check_schema(schema, table)
     if not keys:
         return CheckResult(
             "C", f"{type_id}:schema", "fk-index", "skip", f"{table} has no foreign key"

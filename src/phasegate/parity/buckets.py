@@ -24,8 +24,6 @@ from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import Mapping, Record
 from phasegate.mappings.routing import bucket_of, bucket_text, handle_bucket
 
-__all__ = ["bucket_of", "record_bucket", "row_bucket", "split"]
-
 
 def split(
     mapping: Mapping, variant: str, entry: KvEntry, buckets: int

@@ -144,6 +144,6 @@ def check_all(statements: Iterable[Statement], schema: SchemaModel) -> list[Shap
     return [f for s in statements for f in check_statement(s, schema)]
 
 
-def check_schema(schema: SchemaModel) -> list[ShapeFinding]:
-    """Findings of the schema itself (foreign keys without an index)."""
-    return list(fk_index.check_schema(schema))
+def check_schema(schema: SchemaModel, table: str | None = None) -> list[ShapeFinding]:
+    """Findings of the schema itself (foreign keys without an index), of one table or all."""
+    return list(fk_index.check_schema(schema, table))

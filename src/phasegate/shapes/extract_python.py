@@ -30,7 +30,7 @@ def python_statements(source: str) -> tuple[Found, NotRead]:
         if not isinstance(node, ast.Call) or not node.args:
             continue
         func = node.func
-        method = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        method = _call_name(node)
         if method == "text":
             form = "py-text"
         elif isinstance(func, ast.Attribute) and method in PY_CALLS:
@@ -58,11 +58,14 @@ def python_statements(source: str) -> tuple[Found, NotRead]:
     return found, unread
 
 
-def _is_text_call(node: ast.expr | None) -> bool:
-    if not isinstance(node, ast.Call):
-        return False
+def _call_name(node: ast.Call) -> str:
+    """``execute`` of ``cur.execute(...)``, ``text`` of ``text(...)``."""
     func = node.func
-    return (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "text"
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def _is_text_call(node: ast.expr | None) -> bool:
+    return isinstance(node, ast.Call) and _call_name(node) == "text"
 
 
 def _py_string(

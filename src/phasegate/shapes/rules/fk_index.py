@@ -17,9 +17,12 @@ from phasegate.shapes.result import ShapeFinding, Statement
 RULE = "fk-index"
 
 
-def check_schema(schema: SchemaModel) -> Iterator[ShapeFinding]:
-    """One finding per foreign key whose columns no btree index leads with."""
+def check_schema(schema: SchemaModel, table: str | None = None) -> Iterator[ShapeFinding]:
+    """One finding per foreign key (of ``table``, or of every table) whose columns no
+    btree index leads with."""
     for fk in schema.foreign_keys:
+        if table is not None and fk.table != table:
+            continue
         width = len(fk.columns)
         served = any(
             index.is_btree
