@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from phasegate.app.reads import ENDPOINTS, WRITE_ENDPOINTS
+from phasegate.endpoints import LOADED_READS, LOADED_WRITES
 from phasegate.gates import phase_c_load as gate
 from phasegate.gates.result import CheckResult
 from phasegate.load.runner import Run, read_baseline
@@ -23,7 +23,7 @@ from phasegate.settings import Settings
 
 pytestmark = pytest.mark.phase("C")
 
-NAMES = [*ENDPOINTS, *WRITE_ENDPOINTS]
+NAMES = [*LOADED_READS, *LOADED_WRITES]
 
 
 CHECKS = ("p95", "errors", "baseline")
@@ -44,7 +44,7 @@ def test_endpoint(
     theirs, and, when a baseline taken before dual-write exists, its p95 grew at most
     the tolerance."""
     s = phasegate_settings
-    if name in WRITE_ENDPOINTS and (s.pg_url or s.load_host):
+    if name in LOADED_WRITES and (s.pg_url or s.load_host):
         pytest.skip("write endpoints are not loaded against given servers")
     budgets = Budgets.of(s)
     if check == "p95":

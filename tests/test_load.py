@@ -21,8 +21,9 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from fixtures.migration import Migration
-from phasegate.app.reads import ENDPOINTS, KvReads, PgReads
+from phasegate.app.reads import KvReads, PgReads
 from phasegate.backfill import backfill
+from phasegate.endpoints import ENDPOINTS
 from phasegate.gates.phase_c_load import p95_result
 from phasegate.load import params, runner
 from phasegate.load.stats import (

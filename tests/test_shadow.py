@@ -16,8 +16,9 @@ import redis
 import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
-from phasegate.app.reads import ENDPOINTS, KvReads, PgReads, columns_of
+from phasegate.app.reads import KvReads, PgReads, columns_of
 from phasegate.backfill import backfill
+from phasegate.endpoints import ENDPOINTS
 from phasegate.faults import FaultProxy
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Column

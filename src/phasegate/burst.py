@@ -32,7 +32,7 @@ from typing import Any
 import psycopg
 
 from phasegate import faults, recipe
-from phasegate.dualwrite.ops import OP_TYPES
+from phasegate.endpoints import WRITES, write_path
 from phasegate.faults import FaultProxy
 from phasegate.journal import Journal
 from phasegate.load import runner
@@ -201,24 +201,7 @@ class Write:
 
     @property
     def type_id(self) -> str:
-        return OP_TYPES[self.op]
-
-
-ROUTES = {
-    "send_message": ("POST", "/api/messages"),
-    "mark_thread_read": ("POST", "/api/messages/read"),
-    "board_post": ("POST", "/api/board"),
-    "streak_checkin": ("POST", "/api/streaks/checkin"),
-    "invite_create": ("POST", "/api/invites"),
-    "invite_redeem": ("POST", "/api/invites/redeem"),
-    "connection_request": ("POST", "/api/connections"),
-    "connection_accept": ("POST", "/api/connections/accept"),
-    "connection_block": ("POST", "/api/connections/block"),
-    "friend_add": ("POST", "/api/friends"),
-    "game_record": ("POST", "/api/games"),
-    "user_register": ("POST", "/api/users"),
-    "user_delete": ("DELETE", "/api/users/{handle}"),
-}
+        return WRITES[self.op].type_id
 
 
 @dataclass
@@ -239,13 +222,12 @@ class Outcome:
 
 
 def send(url: str, write: Write, timeout: float = 10.0) -> tuple[int | None, dict[str, Any], str]:
-    method, path = ROUTES[write.op]
-    path = path.format(**{k: urllib.parse.quote(str(v)) for k, v in write.body.items()})
+    op = WRITES[write.op]
     request = urllib.request.Request(
-        url + path,
+        url + write_path(op, write.body),
         data=json.dumps(write.body).encode(),
         headers={"content-type": "application/json"},
-        method=method,
+        method=op.method,
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 
 from phasegate.burst import FAULTS, Rig, Write
+from phasegate.endpoints import ENDPOINTS, request_of
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
 from phasegate.mappings.invites import INVITE_ALPHABET
@@ -215,34 +216,15 @@ def _dedupe(reads: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str
     return list(seen.values())
 
 
-READ_PATHS = {
-    "inbox": "/api/messages/inbox",
-    "thread": "/api/messages/thread",
-    "board_feed": "/api/board",
-    "board_by_category": "/api/board",
-    "streak_of_handle": "/api/streaks/{handle}",
-    "streak_leaderboard": "/api/streaks",
-    "invites_by_creator": "/api/invites",
-    "pending_connections": "/api/connections/pending",
-    "friends_of_handle": "/api/friends",
-    "games_by_player": "/api/games",
-    "user_by_handle": "/api/users/{handle}",
-}
-
-
 def read_url(base: str, endpoint: str, params: dict[str, Any]) -> str:
-    """The service URL of a read request.
+    """The service URL of a read request (the endpoint table's path and names).
 
     >>> read_url("http://h", "streak_of_handle", {"handle": "ana"})
     'http://h/api/streaks/ana'
     >>> read_url("http://h", "games_by_player", {"handle": "ana"})
     'http://h/api/games?player=ana'
     """
-    path = READ_PATHS[endpoint]
-    query = {k: v for k, v in params.items() if "{" + k + "}" not in path}
-    if endpoint == "games_by_player":
-        query = {"player": query.pop("handle")}
-    path = path.format(**{k: urllib.parse.quote(str(v)) for k, v in params.items()})
+    path, query = request_of(ENDPOINTS[endpoint], params)
     return base + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
 
 

@@ -1,6 +1,7 @@
 """The query catalog: every SQL query the app's read paths run, one ``.sql`` file each.
 
-The catalog (``src/phasegate/sql/queries/``) is the single source: the query
+The catalog (``src/phasegate/sql/queries/``, plus the files a mapping of the
+user's names in its ``queries``) is the single source: the query
 checks, the reference service and the shadow reads execute these files, not
 copies. Each file starts with a header::
 
@@ -33,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 
 from phasegate.errors import UsageError
-from phasegate.mappings import TYPE_IDS
+from phasegate.mappings import MAPPINGS, TYPE_IDS
 
 _HEADER = re.compile(r"^--\s*(name|type|params|index|sample|limit):\s*(.*?)\s*$")
 _PARAM = re.compile(r"^\$(\d+)\s+(\w+)\s+([\w\[\]]+)$")
@@ -147,13 +148,22 @@ def _param(text: str, path: str) -> Param:
 
 
 def load_catalog(folder: Path | None = None) -> dict[str, Query]:
-    """Every query of the catalog (the packaged one by default), by name."""
+    """Every query of the catalog by name: by default the packaged one plus the
+    ``.sql`` files the registered mappings bring (``Mapping.queries``)."""
     if folder is None:
         files = sorted(
             (f.name, f.read_text())
             for f in resources.files("phasegate").joinpath("sql", "queries").iterdir()
             if f.name.endswith(".sql")
         )
+        for mapping in MAPPINGS.values():
+            for name in mapping.queries:
+                try:
+                    files.append((name, Path(name).read_text()))
+                except OSError as exc:
+                    raise UsageError(
+                        f"{mapping.type_id}: query file {name} cannot be read: {exc.strerror}"
+                    ) from None
     else:
         files = sorted((str(p), p.read_text()) for p in folder.glob("*.sql"))
     catalog: dict[str, Query] = {}

@@ -20,8 +20,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from phasegate.app.reads import Endpoint, Json, Params
+from phasegate.app.reads import Json
 from phasegate.deadline import within
+from phasegate.mappings.declare import Params
+from phasegate.mappings.declare import ReadPath as Endpoint
 
 Read = Callable[[Endpoint, Params], Awaitable[list[Json]]]
 MAX_KEPT = 50  # mismatches kept per endpoint for the report

@@ -1,5 +1,8 @@
 """The HTTP service (Starlette on uvicorn): routes, pools, modes, injected faults.
 
+Its routes are the endpoint table (:mod:`phasegate.endpoints`): every read path
+and write op the registered mappings declare. For /vibe:
+
 =====================================  =========================================
 ``GET /api/messages/inbox``            ``handle``, ``limit`` (default 50)
 ``GET /api/messages/thread``           ``handle``, ``other``, ``limit``
@@ -18,7 +21,7 @@
 =====================================  =========================================
 
 The writes (JSON bodies; each may carry ``id`` and ``at`` so a retry is the
-same write), one per op of :data:`phasegate.dualwrite.ops.OPS`:
+same write), one per write op of :data:`phasegate.endpoints.WRITES`:
 
 =====================================  =========================================
 ``POST /api/messages/read``            ``{handle, other}``: mark a thread read
@@ -60,12 +63,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from phasegate.app.modes import Modes
-from phasegate.app.reads import ENDPOINTS, Endpoint, KvReads, Params, PgReads, jsonable
-from phasegate.dualwrite.ops import OP_TYPES
+from phasegate.app.reads import KvReads, PgReads, jsonable
 from phasegate.dualwrite.requests import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
+from phasegate.endpoints import ENDPOINTS, WRITES, http_params, required
 from phasegate.handles import canonical_handle
 from phasegate.journal import Journal
+from phasegate.mappings.declare import Params, ReadPath
 from phasegate.queries import load_catalog
 from phasegate.shadow import Shadow
 from phasegate.values import DecodeError
@@ -145,16 +149,21 @@ def create_app(
             await kv.aclose()
             await pool.close()
 
-    def read_route(
-        endpoint: Endpoint, params: Callable[[Request], Params], one: bool = False
-    ) -> Callable[[Request], Awaitable[Response]]:
+    def read_route(reads: list[ReadPath]) -> Callable[[Request], Awaitable[Response]]:
+        """The read paths served on one path: the first whose required query
+        parameters the request carries (most specific first)."""
+        reads = sorted(reads, key=lambda r: -len(required(r)))
+
         async def handle(request: Request) -> Response:
+            given = set(request.query_params)
+            endpoint = next((r for r in reads if required(r) <= given), reads[-1])
+
             async def answer() -> Response:
-                p = params(request)
+                p = _params(endpoint, request)
                 source = modes.read[endpoint.type_id]
                 reader = state["shadows"][source] if shadow else state[source]
                 rows = await reader.read(endpoint, p)
-                if one:
+                if endpoint.one:
                     if not rows:
                         return JSONResponse({"error": "not found"}, status_code=404)
                     return JSONResponse(rows[0], headers={"x-read-source": source})
@@ -165,7 +174,7 @@ def create_app(
         return handle
 
     def write_route(op: str) -> Callable[[Request], Awaitable[Response]]:
-        type_id = OP_TYPES[op]
+        type_id = WRITES[op].type_id
 
         async def handle(request: Request) -> Response:
             async def answer() -> Response:
@@ -213,84 +222,17 @@ def create_app(
             }
         )
 
-    async def board(request: Request) -> Response:
-        if "category" in request.query_params:
-            return await board_by_category(request)
-        return await board_feed(request)
-
-    board_feed = read_route(ENDPOINTS["board_feed"], lambda r: {"limit": _limit(r)})
-    board_by_category = read_route(
-        ENDPOINTS["board_by_category"],
-        lambda r: {"category": r.query_params["category"], "limit": _limit(r)},
-    )
-
     async def health(_request: Request) -> Response:
         return JSONResponse({"modes": {"read": modes.read, "write": modes.write}})
 
+    by_path: dict[str, list[ReadPath]] = {}
+    for endpoint in ENDPOINTS.values():
+        by_path.setdefault(endpoint.path, []).append(endpoint)
     routes = [
         Route("/health", health),
-        Route(
-            "/api/messages/inbox",
-            read_route(ENDPOINTS["inbox"], lambda r: {"handle": _handle(r), "limit": _limit(r)}),
-        ),
-        Route(
-            "/api/messages/thread",
-            read_route(
-                ENDPOINTS["thread"],
-                lambda r: {
-                    "handle": _handle(r),
-                    "other": _handle(r, "other"),
-                    "limit": _limit(r),
-                },
-            ),
-        ),
         Route("/_phasegate/status", status),
-        Route("/api/messages", write_route("send_message"), methods=["POST"]),
-        Route("/api/messages/read", write_route("mark_thread_read"), methods=["POST"]),
-        Route("/api/board", board),
-        Route("/api/board", write_route("board_post"), methods=["POST"]),
-        Route("/api/streaks/checkin", write_route("streak_checkin"), methods=["POST"]),
-        Route("/api/invites", write_route("invite_create"), methods=["POST"]),
-        Route("/api/invites/redeem", write_route("invite_redeem"), methods=["POST"]),
-        Route("/api/connections", write_route("connection_request"), methods=["POST"]),
-        Route("/api/connections/accept", write_route("connection_accept"), methods=["POST"]),
-        Route("/api/connections/block", write_route("connection_block"), methods=["POST"]),
-        Route("/api/friends", write_route("friend_add"), methods=["POST"]),
-        Route("/api/games", write_route("game_record"), methods=["POST"]),
-        Route("/api/users", write_route("user_register"), methods=["POST"]),
-        Route("/api/users/{handle}", write_route("user_delete"), methods=["DELETE"]),
-        Route(
-            "/api/streaks",
-            read_route(ENDPOINTS["streak_leaderboard"], lambda r: {"limit": _limit(r)}),
-        ),
-        Route(
-            "/api/streaks/{handle}",
-            read_route(
-                ENDPOINTS["streak_of_handle"], lambda r: {"handle": _handle(r, path=True)}, one=True
-            ),
-        ),
-        Route(
-            "/api/invites",
-            read_route(ENDPOINTS["invites_by_creator"], lambda r: {"handle": _handle(r)}),
-        ),
-        Route(
-            "/api/connections/pending",
-            read_route(ENDPOINTS["pending_connections"], lambda r: {"handle": _handle(r)}),
-        ),
-        Route(
-            "/api/friends",
-            read_route(ENDPOINTS["friends_of_handle"], lambda r: {"handle": _handle(r)}),
-        ),
-        Route(
-            "/api/games",
-            read_route(ENDPOINTS["games_by_player"], lambda r: {"handle": _handle(r, "player")}),
-        ),
-        Route(
-            "/api/users/{handle}",
-            read_route(
-                ENDPOINTS["user_by_handle"], lambda r: {"handle": _handle(r, path=True)}, one=True
-            ),
-        ),
+        *(Route(op.path, write_route(name), methods=[op.method]) for name, op in WRITES.items()),
+        *(Route(path, read_route(reads)) for path, reads in by_path.items()),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -299,18 +241,28 @@ class _BadRequestError(ValueError):
     pass
 
 
-def _handle(request: Request, name: str = "handle", *, path: bool = False) -> str:
-    raw = request.path_params.get(name) if path else request.query_params.get(name)
-    if not raw:
-        raise _BadRequestError(f"{name} is required")
-    try:
-        return canonical_handle(str(raw))
-    except DecodeError as exc:
-        raise _BadRequestError(f"{name}: {exc.reason}") from None
+def _params(endpoint: ReadPath, request: Request) -> Params:
+    """The read path's query parameters from the request (catalog names)."""
+    out: Params = {}
+    for p in http_params(endpoint):
+        raw = (request.path_params if p.where == "path" else request.query_params).get(p.http)
+        if p.kind == "limit":
+            out[p.name] = _limit(raw)
+            continue
+        if not raw:
+            raise _BadRequestError(f"{p.http} is required")
+        if p.kind == "handle":
+            try:
+                out[p.name] = canonical_handle(str(raw))
+            except DecodeError as exc:
+                raise _BadRequestError(f"{p.http}: {exc.reason}") from None
+        else:
+            out[p.name] = str(raw)
+    return out
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
+def _limit(raw: str | None) -> int:
+    raw = raw or str(DEFAULT_LIMIT)
     if not raw.isdigit() or not 0 < int(raw) <= MAX_LIMIT:
         raise _BadRequestError(f"limit must be 1 to {MAX_LIMIT}")
     return int(raw)

@@ -13,7 +13,8 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from phasegate.dualwrite.kvplan import RMW, Cmd
+from phasegate.dualwrite.kvplan import RMW
+from phasegate.mappings.declare import Cmd
 
 RETRIES = 50
 

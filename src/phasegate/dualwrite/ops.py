@@ -14,7 +14,6 @@ nothing.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import orjson
@@ -22,7 +21,6 @@ import orjson
 from phasegate.dualwrite.change import Change
 from phasegate.dualwrite.requests import (
     Json,
-    Op,
     State,
     WriteError,
     create,
@@ -358,30 +356,3 @@ async def user_delete(state: State, body: Json, at: datetime) -> Change:
                 change.delete(type_id, row)
     change.delete("users", user)
     return change
-
-
-@dataclass(frozen=True)
-class WriteOp:
-    """One app write: the data type it is counted under (load stats, reports,
-    Phase B ids) and the function that turns a request into a change."""
-
-    type_id: str
-    run: Op
-
-
-OPS: dict[str, WriteOp] = {
-    "send_message": WriteOp("messages", send_message),
-    "mark_thread_read": WriteOp("messages", mark_thread_read),
-    "board_post": WriteOp("board", board_post),
-    "streak_checkin": WriteOp("streaks", streak_checkin),
-    "invite_create": WriteOp("invites", invite_create),
-    "invite_redeem": WriteOp("invites", invite_redeem),
-    "connection_request": WriteOp("connections", connection_request),
-    "connection_accept": WriteOp("connections", connection_accept),
-    "connection_block": WriteOp("connections", connection_block),
-    "friend_add": WriteOp("friends", friend_add),
-    "game_record": WriteOp("games", game_record),
-    "user_register": WriteOp("users", user_register),
-    "user_delete": WriteOp("users", user_delete),
-}
-OP_TYPES = {name: op.type_id for name, op in OPS.items()}  # derived, for lookups by name

@@ -44,8 +44,8 @@ from phasegate.app.modes import WriteMode
 from phasegate.deadline import within
 from phasegate.dualwrite import kvexec, kvplan
 from phasegate.dualwrite.change import Change, pg_statements
-from phasegate.dualwrite.ops import OPS
 from phasegate.dualwrite.requests import State, StoresDownError, WriteError, now_utc
+from phasegate.endpoints import WRITES
 from phasegate.journal import Entry, Journal, Side
 
 Json = dict[str, Any]
@@ -101,7 +101,7 @@ class WriteStats:
 
 
 class Writer:
-    """Runs app writes (:data:`~phasegate.dualwrite.ops.OPS`) through a write mode."""
+    """Runs app writes (:data:`~phasegate.endpoints.WRITES`) through a write mode."""
 
     def __init__(
         self,
@@ -138,7 +138,7 @@ class Writer:
 
     async def _write(self, op: str, mode: WriteMode, body: Json) -> Change:
         self.state.behind = "pg" in self.behind and "replay-out-of-order" not in self.defects
-        change = await OPS[op].run(self.state, body, now_utc(body))
+        change: Change = await WRITES[op].function()(self.state, body, now_utc(body))
         await self.apply(change, mode)
         return change
 

@@ -32,8 +32,9 @@ import redis.asyncio as aioredis
 from psycopg_pool import AsyncConnectionPool
 
 from phasegate import burst, burst_workloads
-from phasegate.app.reads import ENDPOINTS, KvReads, PgReads
+from phasegate.app.reads import KvReads, PgReads
 from phasegate.burst import Outcome, Rig
+from phasegate.endpoints import ENDPOINTS
 from phasegate.gates.phase_b_stores import Burst, durability, idempotence
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, verdict

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from phasegate.app.reads import ENDPOINTS, WRITE_ENDPOINTS
+from phasegate.endpoints import ENDPOINT_TYPES
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, Status
 from phasegate.load.stats import Budgets, EndpointStats, LoadResult, baseline_regressions
 
-TYPES = {name: e.type_id for name, e in ENDPOINTS.items()} | WRITE_ENDPOINTS
+TYPES = ENDPOINT_TYPES
 CHECKS = PHASE_CHECKS["C"][4:7]  # load-p95, load-errors, load-baseline
 
 

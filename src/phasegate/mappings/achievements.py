@@ -67,4 +67,5 @@ MAPPING = Mapping(
     decoder=decode,
     recency_column="unlocked_at",
     summary="badges[] of JSON streaks, one row per badge",
+    carried_by="streaks",
 )

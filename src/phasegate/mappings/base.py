@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from phasegate.findings import Finding, excerpt
 from phasegate.keyspace import KvEntry
+from phasegate.mappings.declare import KvDelete, KvPut, ReadPath, WriteOp
 from phasegate.mappings.plausible import implausible
 from phasegate.mappings.routing import Router
 from phasegate.redact import is_secret_field, shown_secret
@@ -147,6 +148,18 @@ class Mapping:
     # DDL of the type's table and indexes (IF NOT EXISTS), for types outside
     # phasegate's sql/schema.sql: a user's own mapping brings its table along.
     ddl: str = ""
+    # What the machinery around the data needs (see mappings/declare.py): the
+    # type's current KV shape, written back from a canonical record; the type
+    # whose KV values carry this one's records (achievements ride inside their
+    # streak: their puts reach the carrier's kv_put as companions); the read
+    # paths and write ops of the app; and the .sql files of the read paths'
+    # queries, for a type outside phasegate's own query catalog.
+    kv_put: KvPut | None = None
+    kv_delete: KvDelete | None = None
+    carried_by: str = ""
+    reads: tuple[ReadPath, ...] = ()
+    writes: tuple[WriteOp, ...] = ()
+    queries: tuple[str, ...] = ()
 
     @property
     def key_columns(self) -> tuple[str, ...]:

@@ -16,17 +16,32 @@ entries are reachable only by scanning ``board:entry:*``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 from phasegate.handles import HandleBook, canonical_handle
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
     Column,
     Decoded,
     KeyPattern,
     Mapping,
+    Record,
     VariantEntry,
     suffix,
+)
+from phasegate.mappings.declare import (
+    Cmd,
+    Fetch,
+    KvSource,
+    Params,
+    ReadPath,
+    WriteOp,
+    dumps,
+    ms,
+    pushed,
+    where_equal,
 )
 from phasegate.values import DecodeError, load_object, text, to_str, to_str_list, to_timestamp
 
@@ -116,6 +131,53 @@ def _check_indexes(c: Collector, indexes: list[tuple[str, str, list[str]]]) -> N
                     )
 
 
+FEED_LENGTH = 100  # board:entries keeps the newest
+
+
+def board_value(r: Record) -> dict[str, Any]:
+    """A ``board:entry:{id}`` value that decodes back to ``r``."""
+    return {
+        "id": r["id"],
+        "author": r["author"],
+        "content": r["content"],
+        "category": r["category"],
+        "tags": r["tags"],
+        "timestamp": ms(r["created_at"]),
+        "reactions": r["reactions"],
+        "comments": r["comments"],
+        "metadata": r["metadata"],
+    }
+
+
+def _indexes(r: Record) -> tuple[str, ...]:
+    return ("board:entries", f"board:category:{r['category']}", f"board:user:{r['author']}")
+
+
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    yield ("SET", f"board:entry:{r['id']}", dumps(board_value(r)))
+    for key in _indexes(r):
+        yield from pushed(key, r["id"], "LPUSH")
+    yield ("LTRIM", "board:entries", 0, FEED_LENGTH - 1)
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield ("DEL", f"board:entry:{r['id']}")
+    for key in _indexes(r):
+        yield ("LREM", key, 0, r["id"])
+
+
+def listed(index: str) -> Fetch:
+    """The entries an index list names (``{category}`` filled from the request)."""
+
+    async def fetch(source: KvSource, p: Params) -> list[KvEntry]:
+        ids = cast(list[bytes], await source.kv.lrange(index.format(**p), 0, -1))
+        return await source.entries([f"board:entry:{i.decode(errors='replace')}" for i in ids])
+
+    return fetch
+
+
+NEWEST = (("created_at", True),)
+
 MAPPING = Mapping(
     type_id="board",
     table="board_entries",
@@ -139,4 +201,33 @@ MAPPING = Mapping(
     decoder=decode,
     recency_column="created_at",
     summary="board:entry:{id} posts; feed/category/user lists checked",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath("board_feed", "/api/board", listed("board:entries"), order=NEWEST, weight=10),
+        ReadPath(
+            "board_by_category",
+            "/api/board",
+            listed("board:category:{category}"),
+            where_equal(category="category"),
+            order=NEWEST,
+            weight=4,
+            load_fixed=(("limit", 20),),
+        ),
+    ),
+    writes=(
+        WriteOp(
+            "board_post",
+            "POST",
+            "/api/board",
+            "phasegate.dualwrite.ops:board_post",
+            weight=2,
+            load_sample="SELECT handle AS author FROM users ORDER BY handle LIMIT 200",
+            load_body=(
+                ("content", "shipped a thing"),
+                ("category", "shipped"),
+                ("tags", ["load"]),
+            ),
+        ),
+    ),
 )

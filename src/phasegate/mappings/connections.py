@@ -16,11 +16,21 @@ the record is reported and the record wins.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from phasegate.handles import HandleBook
 from phasegate.keyspace import KvEntry
-from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
+from phasegate.mappings.base import (
+    Collector,
+    Column,
+    Decoded,
+    KeyPattern,
+    Mapping,
+    Record,
+    VariantEntry,
+)
+from phasegate.mappings.declare import Cmd, KvSource, Params, ReadPath, WriteOp, dumps, iso, present
 from phasegate.mappings.routing import handle_bucket, split_set_members
 from phasegate.values import DecodeError, load_object, text, to_bool, to_str, to_timestamp
 
@@ -114,6 +124,50 @@ def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvE
         yield handle_bucket(key.split(":", 2)[1] if key.count(":") >= 2 else "", buckets), entry
 
 
+def connection_value(r: Record) -> dict[str, Any]:
+    """A ``consent:{from}:{to}`` value that decodes back to ``r``."""
+    return {
+        **(r.get("metadata") or {}),
+        **present(
+            {
+                "status": r["status"],
+                "requestedAt": iso(r["requested_at"]),
+                "respondedAt": iso(r["responded_at"]),
+                "message": r["message"],
+                "grandfathered": r["grandfathered"],
+            }
+        ),
+    }
+
+
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    """The record, and its ``from`` in the set of its status only."""
+    frm, to = r["from_user"], r["to_user"]
+    for status in STATUS_SETS:
+        yield ("SREM", f"consent:{status}:{to}", frm)
+    yield ("SET", f"consent:{frm}:{to}", dumps(connection_value(r)))
+    if r["status"] in STATUS_SETS:
+        yield ("SADD", f"consent:{r['status']}:{to}", frm)
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    frm, to = r["from_user"], r["to_user"]
+    for status in STATUS_SETS:
+        yield ("SREM", f"consent:{status}:{to}", frm)
+    yield ("DEL", f"consent:{frm}:{to}")
+
+
+async def pending_of(source: KvSource, p: Params) -> list[KvEntry]:
+    """The pending set and every ``consent:{from}:{h}`` record: some requests were
+    written as a record only, so the set alone misses them (a SCAN, as the
+    Phase A gate found)."""
+    return await source.entries(await source.scan(f"consent:*:{p['handle']}"))
+
+
+def _op(name: str, path: str) -> WriteOp:
+    return WriteOp(name, "POST", path, f"phasegate.dualwrite.ops:{name}")
+
+
 MAPPING = Mapping(
     type_id="connections",
     table="connections",
@@ -135,4 +189,21 @@ MAPPING = Mapping(
     router=route,
     recency_column="requested_at",
     summary="consent records and pending/accepted/blocked sets",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "pending_connections",
+            "/api/connections/pending",
+            pending_of,
+            lambda r, p: bool(r["to_user"] == p["handle"] and r["status"] == "pending"),
+            order=(("requested_at", True),),
+            weight=3,
+        ),
+    ),
+    writes=(
+        _op("connection_request", "/api/connections"),
+        _op("connection_accept", "/api/connections/accept"),
+        _op("connection_block", "/api/connections/block"),
+    ),
 )

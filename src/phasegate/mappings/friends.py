@@ -12,7 +12,7 @@ reported (``one_sided``) and migrated as it is, never completed silently.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import (
@@ -21,9 +21,11 @@ from phasegate.mappings.base import (
     Decoded,
     KeyPattern,
     Mapping,
+    Record,
     VariantEntry,
     suffix,
 )
+from phasegate.mappings.declare import Cmd, ReadPath, WriteOp, keys_of, where_equal
 from phasegate.values import text
 
 
@@ -47,6 +49,14 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    yield ("SADD", f"friends:{r['handle']}", r["friend"])
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield ("SREM", f"friends:{r['handle']}", r["friend"])
+
+
 MAPPING = Mapping(
     type_id="friends",
     table="friends",
@@ -58,4 +68,17 @@ MAPPING = Mapping(
     decoder=decode,
     recency_column=None,
     summary="friends:{handle} sets, one row per direction",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "friends_of_handle",
+            "/api/friends",
+            keys_of("friends:{handle}"),
+            where_equal(handle="handle"),
+            order=(("friend", False),),
+            weight=3,
+        ),
+    ),
+    writes=(WriteOp("friend_add", "POST", "/api/friends", "phasegate.dualwrite.ops:friend_add"),),
 )

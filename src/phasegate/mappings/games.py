@@ -15,11 +15,21 @@ becomes a ``games`` row; players are canonical handles (the GIN index on
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from phasegate.handles import HandleBook
 from phasegate.keyspace import KvEntry
-from phasegate.mappings.base import Collector, Column, Decoded, KeyPattern, Mapping, VariantEntry
+from phasegate.mappings.base import (
+    Collector,
+    Column,
+    Decoded,
+    KeyPattern,
+    Mapping,
+    Record,
+    VariantEntry,
+)
+from phasegate.mappings.declare import Cmd, ReadPath, WriteOp, dumps, iso, keys_of
 from phasegate.mappings.routing import bucket_of, split_json
 from phasegate.values import BadElementError, DecodeError, load_json_container, to_str, to_timestamp
 
@@ -77,6 +87,28 @@ def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvE
     yield from split_json(entry, buckets, lambda game_id, _game, n: bucket_of(game_id, n), dict)
 
 
+def game_value(r: Record) -> dict[str, Any]:
+    """A ``vibe:games`` entry that decodes back to ``r``."""
+    return {
+        **(r.get("metadata") or {}),
+        "id": r["id"],
+        "type": r["game_type"],
+        "players": r["players"],
+        "state": r["state"],
+        **({} if r["winner"] is None else {"winner": r["winner"]}),
+        "created_at": iso(r["created_at"]),
+        "updated_at": iso(r["updated_at"]),
+    }
+
+
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    yield ("OBJ-SET", "vibe:games", r["id"], dumps(game_value(r)))
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield ("OBJ-SET", "vibe:games", r["id"], None)
+
+
 MAPPING = Mapping(
     type_id="games",
     table="games",
@@ -95,4 +127,18 @@ MAPPING = Mapping(
     router=route,
     recency_column="created_at",
     summary="games from the vibe:games JSON object",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "games_by_player",
+            "/api/games",
+            keys_of("vibe:games"),
+            lambda r, p: p["handle"] in (r["players"] or []),
+            order=(("created_at", True),),
+            rename=(("handle", "player"),),
+            weight=3,
+        ),
+    ),
+    writes=(WriteOp("game_record", "POST", "/api/games", "phasegate.dualwrite.ops:game_record"),),
 )

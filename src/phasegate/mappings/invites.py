@@ -15,7 +15,8 @@ Timestamps come twice (``created_at`` ISO and ``created_at_ts`` ms, likewise
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, cast
 
 from phasegate.handles import HandleBook, canonical_handle
 from phasegate.keyspace import KvEntry
@@ -25,9 +26,11 @@ from phasegate.mappings.base import (
     Decoded,
     KeyPattern,
     Mapping,
+    Record,
     VariantEntry,
     suffix,
 )
+from phasegate.mappings.declare import Cmd, KvSource, Params, ReadPath, WriteOp, dumps, iso, ms
 from phasegate.mappings.routing import bucket_of, split_hash_fields
 from phasegate.values import DecodeError, load_object, text, to_str, to_timestamp
 
@@ -134,6 +137,49 @@ def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvE
     yield from split_hash_fields(entry, buckets, bucket_of)
 
 
+def invite_value(r: Record) -> dict[str, Any]:
+    """A ``vibe:invites`` field value that decodes back to ``r``."""
+    return {
+        **(r.get("metadata") or {}),
+        "code": r["code"],
+        "created_by": r["created_by"],
+        "created_at": iso(r["created_at"]),
+        "created_at_ts": ms(r["created_at"]),
+        "expires_at": iso(r["expires_at"]),
+        "expires_at_ts": ms(r["expires_at"]),
+        "used_by": r["used_by"],
+        "used_at": iso(r["used_at"]),
+        "status": r["status"],
+        **(
+            {}
+            if r["bonus_for_inviting"] is None
+            else {"bonus_for_inviting": r["bonus_for_inviting"]}
+        ),
+    }
+
+
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    yield ("HSET", "vibe:invites", r["code"], dumps(invite_value(r)))
+    if r.get("created_by"):
+        yield ("SADD", f"vibe:invites:by:{r['created_by']}", r["code"])
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield ("HDEL", "vibe:invites", r["code"])
+    if r.get("created_by"):
+        yield ("SREM", f"vibe:invites:by:{r['created_by']}", r["code"])
+
+
+async def by_creator(source: KvSource, p: Params) -> list[KvEntry]:
+    """The creator's index set, then those fields of ``vibe:invites``."""
+    codes = sorted(cast(set[bytes], await source.kv.smembers(f"vibe:invites:by:{p['handle']}")))
+    if not codes:
+        return []
+    values = cast(list[bytes | None], await source.kv.hmget("vibe:invites", codes))
+    fields = {c: v for c, v in zip(codes, values, strict=True) if v is not None}
+    return [KvEntry("vibe:invites", "hash", fields)]
+
+
 MAPPING = Mapping(
     type_id="invites",
     table="invites",
@@ -156,4 +202,22 @@ MAPPING = Mapping(
     router=route,
     recency_column="created_at",
     summary="invite codes from the vibe:invites hash",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "invites_by_creator",
+            "/api/invites",
+            by_creator,
+            lambda r, p: bool(r["created_by"] == p["handle"]),
+            order=(("created_at", True),),
+            weight=3,
+        ),
+    ),
+    writes=(
+        WriteOp("invite_create", "POST", "/api/invites", "phasegate.dualwrite.ops:invite_create"),
+        WriteOp(
+            "invite_redeem", "POST", "/api/invites/redeem", "phasegate.dualwrite.ops:invite_redeem"
+        ),
+    ),
 )

@@ -32,6 +32,7 @@ import orjson
 
 from phasegate.handles import HandleBook, canonical_handle
 from phasegate.keyspace import KvEntry
+from phasegate.mappings import messages_kv
 from phasegate.mappings.base import (
     Collector,
     Column,
@@ -43,6 +44,7 @@ from phasegate.mappings.base import (
     merge_copy,
     suffix,
 )
+from phasegate.mappings.declare import ReadPath, WriteOp
 from phasegate.mappings.routing import pair_bucket, split_hash_fields, split_json
 from phasegate.values import (
     BadElementError,
@@ -322,16 +324,7 @@ def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvE
         yield from split_hash_fields(entry, buckets, lambda sender, n: pair_bucket(sender, to, n))
 
 
-def thread_key(a: str, b: str) -> str:
-    """The ``thread:{a}:{b}`` list of a pair (sorted, as the app names it).
-
-    >>> thread_key("zed", "al")
-    'thread:al:zed'
-    """
-    first, second = sorted((a, b))
-    return f"thread:{first}:{second}"
-
-
+NEWEST = (("created_at", True),)
 MAPPING = Mapping(
     type_id="messages",
     table="messages",
@@ -361,4 +354,43 @@ MAPPING = Mapping(
     bucket_columns=("from_user", "to_user"),
     recency_column="created_at",
     summary="DMs from three KV schemes, merged by id",
+    kv_put=messages_kv.kv_put,
+    kv_delete=messages_kv.kv_delete,
+    reads=(
+        ReadPath(
+            "inbox",
+            "/api/messages/inbox",
+            messages_kv.inbox,
+            lambda r, p: bool(r["to_user"] == p["handle"]),
+            order=NEWEST,
+            weight=30,
+        ),
+        ReadPath(
+            "thread",
+            "/api/messages/thread",
+            messages_kv.thread,
+            lambda r, p: {r["from_user"], r["to_user"]} == {p["handle"], p["other"]},
+            order=NEWEST,
+            weight=25,
+        ),
+        ReadPath("unread_count", weight=8),  # the badge count: no endpoint of its own
+    ),
+    writes=(
+        WriteOp(
+            "send_message",
+            "POST",
+            "/api/messages",
+            "phasegate.dualwrite.ops:send_message",
+            weight=4,
+            load_sample='SELECT from_user AS "from", to_user AS "to" FROM messages '
+            "GROUP BY 1, 2 ORDER BY count(*) DESC, 1, 2 LIMIT 200",
+            load_body=(("text", "load test: shipping it"),),
+        ),
+        WriteOp(
+            "mark_thread_read",
+            "POST",
+            "/api/messages/read",
+            "phasegate.dualwrite.ops:mark_thread_read",
+        ),
+    ),
 )

@@ -16,7 +16,7 @@ badges[]}`` (badges go to achievements). Keys are not normalised, so
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from phasegate.handles import HandleBook
@@ -30,6 +30,20 @@ from phasegate.mappings.base import (
     Record,
     VariantEntry,
     suffix,
+)
+from phasegate.mappings.declare import (
+    Cmd,
+    KvSource,
+    Params,
+    ReadPath,
+    WriteOp,
+    day,
+    dumps,
+    gone_spellings,
+    hset,
+    iso,
+    keys_of,
+    where_equal,
 )
 from phasegate.values import DecodeError, hash_field, load_object, text, to_date, to_int
 
@@ -99,6 +113,52 @@ def _pick(c: Collector, a: tuple[str, Record], b: tuple[str, Record]) -> tuple[s
     return keep
 
 
+def _badge(a: Record) -> object:
+    return (
+        a["badge"]
+        if a["unlocked_at"] is None
+        else {"id": a["badge"], "unlockedAt": iso(a["unlocked_at"])}
+    )
+
+
+def kv_put(r: Record, badges: Sequence[Record] = ()) -> Iterator[Cmd]:
+    """HASH if the record has ``total_days`` (only the HASH shape has it), else JSON
+    with its badges (the achievements it carries); other spellings of the key are
+    superseded."""
+    key = f"streak:{r['handle']}"
+    yield from gone_spellings("streak:", r["handle"], keep=key)
+    extra = r.get("metadata") or {}
+    if r["total_days"] is not None:
+        fields = {
+            **{k: v if isinstance(v, str) else dumps(v) for k, v in extra.items()},
+            "current": str(r["current_streak"]) if r["current_streak"] is not None else b"null",
+            "longest": str(r["longest_streak"]) if r["longest_streak"] is not None else b"null",
+            "totalDays": str(r["total_days"]),
+            "lastActive": day(r["last_active"]) or b"null",
+        }
+        yield ("DEL", key)
+        yield hset(key, fields)
+        return
+    obj = {
+        **extra,
+        "current": r["current_streak"],
+        "longest": r["longest_streak"],
+        "lastActive": day(r["last_active"]),
+        "badges": [_badge(a) for a in sorted(badges, key=lambda a: a["badge"])],
+    }
+    if r["active_days"] is not None:
+        obj["activeDays"] = [day(d) for d in r["active_days"]]
+    yield ("SET", key, dumps(obj))
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield from gone_spellings("streak:", r["handle"])
+
+
+async def every_streak(source: KvSource, _p: Params) -> list[KvEntry]:
+    return await source.entries(await source.scan("streak:*"))
+
+
 MAPPING = Mapping(
     type_id="streaks",
     table="streaks",
@@ -118,4 +178,31 @@ MAPPING = Mapping(
     decoder=decode,
     recency_column="last_active",
     summary="streak:{handle} as HASH or JSON STRING; spellings merged",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "streak_of_handle",
+            "/api/streaks/{handle}",
+            keys_of("streak:{handle}"),
+            where_equal(handle="handle"),
+            one=True,
+            weight=5,
+        ),
+        ReadPath(
+            "streak_leaderboard",
+            "/api/streaks",
+            every_streak,
+            order=(("current_streak", True), ("handle", False)),
+            weight=3,
+        ),
+    ),
+    writes=(
+        WriteOp(
+            "streak_checkin",
+            "POST",
+            "/api/streaks/checkin",
+            "phasegate.dualwrite.ops:streak_checkin",
+        ),
+    ),
 )

@@ -15,10 +15,11 @@ fields). A handle can be in either or both; fields with no column are kept in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
 
-from phasegate.handles import HandleBook, suspected_duplicates
+from phasegate.handles import HandleBook, spellings, suspected_duplicates
 from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
@@ -30,6 +31,20 @@ from phasegate.mappings.base import (
     VariantEntry,
     merge_copy,
     suffix,
+)
+from phasegate.mappings.connections import STATUS_SETS
+from phasegate.mappings.declare import (
+    Cmd,
+    KvSource,
+    Params,
+    ReadPath,
+    WriteOp,
+    dumps,
+    gone_spellings,
+    hset,
+    iso,
+    present,
+    where_equal,
 )
 from phasegate.mappings.routing import handle_bucket, split_hash_fields
 from phasegate.values import (
@@ -75,6 +90,12 @@ _REGISTRY_FIELDS = {
     "capabilities": ("capabilities", "text[]"),
     "model": ("model", "text"),
     "status": ("registry_status", "text"),
+}
+# The name a registry value is written with (the first of several feeding one column).
+_REGISTRY_NAMES: dict[str, str] = {}
+for _name, (_column, _kind) in _REGISTRY_FIELDS.items():
+    _REGISTRY_NAMES.setdefault(_column, _name)
+_REGISTRY_FIELDS |= {
     # extra fields callers spread in that duplicate user-hash columns
     "invited_by": ("invited_by", "text"),
     "invite_code": ("invite_code", "text"),
@@ -208,6 +229,71 @@ def _merge(users: dict[str, Record], new: Record, source: str, where: str, c: Co
     current["metadata"]["kv_sources"].append(source)
 
 
+def _json_value(value: object) -> object:
+    return iso(value) if isinstance(value, datetime) else value
+
+
+def user_values(r: Record) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The ``user:{h}`` hash fields and the ``vibe:handles`` JSON of a user record."""
+    fields: dict[str, bytes] = {}
+    for name, (column, _kind) in _HASH_FIELDS.items():
+        value = _json_value(r.get(column))
+        if value is not None:
+            fields[name] = value.encode() if isinstance(value, str) else dumps(value)
+    meta = r.get("metadata") or {}
+    registry = {
+        **{k: v for k, v in meta.items() if k != "kv_sources"},
+        "handle": r["handle"],
+        **present({name: _json_value(r.get(col)) for col, name in _REGISTRY_NAMES.items()}),
+    }
+    for column in ("invited_by", "invite_code"):
+        if r.get(column) is not None and "user" not in meta.get("kv_sources", ["user"]):
+            registry[column] = r[column]
+    return fields, registry
+
+
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    """The sources the user came from (``metadata.kv_sources``), other spellings gone."""
+    handle = r["handle"]
+    sources = (r.get("metadata") or {}).get("kv_sources") or ["registry", "user"]
+    fields, registry = user_values(r)
+    yield from gone_spellings("user:", handle)
+    for spelling in spellings(handle)[1:]:
+        yield ("HDEL", "vibe:handles", spelling)
+    if "user" in sources:
+        yield hset(f"user:{handle}", fields)
+    if "registry" in sources:
+        yield ("HSET", "vibe:handles", handle, dumps(registry))
+    else:
+        yield ("HDEL", "vibe:handles", handle)
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    """The user's own keys and the per-handle index keys; the records that
+    reference it are deleted by steps of their own (the cascade)."""
+    handle = r["handle"]
+    yield from gone_spellings("user:", handle)
+    for spelling in spellings(handle):
+        yield ("HDEL", "vibe:handles", spelling)
+    for prefix in ("inbox:", "outbox:", "unread:", "messages:", "friends:", "board:user:"):
+        yield ("DEL", f"{prefix}{handle}")
+    yield ("DEL", f"vibe:invites:by:{handle}")
+    for status in STATUS_SETS:
+        yield ("DEL", f"consent:{status}:{handle}")
+
+
+async def profile(source: KvSource, p: Params) -> list[KvEntry]:
+    """``user:{h}`` in every spelling, and those fields of ``vibe:handles``."""
+    names = spellings(p["handle"])
+    entries = await source.entries([f"user:{s}" for s in names])
+    fields = [s.encode() for s in names]
+    values = cast(list[bytes | None], await source.kv.hmget("vibe:handles", fields))
+    registry = {f: v for f, v in zip(fields, values, strict=True) if v is not None}
+    if registry:
+        entries.append(KvEntry("vibe:handles", "hash", registry))
+    return entries
+
+
 def route(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
     """``vibe:handles`` fields to their handle's bucket; ``user:{handle}`` by its key."""
     if variant == "registry":
@@ -228,4 +314,22 @@ MAPPING = Mapping(
     router=route,
     recency_column="created_at",
     summary="user:{handle} hashes merged with the vibe:handles registry",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "user_by_handle",
+            "/api/users/{handle}",
+            profile,
+            where_equal(handle="handle"),
+            one=True,
+            weight=6,
+        ),
+    ),
+    writes=(
+        WriteOp("user_register", "POST", "/api/users", "phasegate.dualwrite.ops:user_register"),
+        WriteOp(
+            "user_delete", "DELETE", "/api/users/{handle}", "phasegate.dualwrite.ops:user_delete"
+        ),
+    ),
 )

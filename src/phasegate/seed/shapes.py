@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from phasegate.mappings.invites import INVITE_ALPHABET
-from phasegate.mappings.messages import thread_key
+from phasegate.mappings.messages_kv import thread_key
 from phasegate.values import base36
 
 __all__ = ["INVITE_ALPHABET", "base36", "thread_key"]  # the app's encodings, re-used here
