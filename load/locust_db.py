@@ -2,9 +2,10 @@
 
 Plain Locust with psycopg under gevent: ``locust`` is imported first, so gevent
 has patched the standard library before psycopg is imported (psycopg 3 then
-waits cooperatively). One pool shared by all users; each task runs one query of
-the catalog with real parameters and reports it as a Locust request named
-after the query. Tags are the data types.
+waits cooperatively). One pool shared by all users; one task per read path of
+the endpoint table with a load weight (those no endpoint serves included, such
+as the unread count), each running its catalogued query with real parameters,
+reported as a Locust request named after the query. Tags are the data types.
 
     locust -f load/locust_db.py --headless -u 100 -r 20 -t 60s \\
         --host postgresql://127.0.0.1:5432/vibe --params-file params.json
@@ -13,16 +14,17 @@ after the query. Tags are the data types.
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import psycopg
-from locust import User, between, events, tag, task
+from locust import User, between, events, tag
 from psycopg_pool import ConnectionPool
 
-from phasegate.load import hooks  # after locust: gevent patches first
-from phasegate.queries import load_catalog
+from phasegate.endpoints import READS, query_of  # after locust: gevent patches first
+from phasegate.load import hooks
+from phasegate.mappings.declare import ReadPath
 
-CATALOG = load_catalog()
 _pool: dict[str, ConnectionPool[Any]] = {}
 
 
@@ -46,16 +48,15 @@ def _quit(environment: Any, **_kwargs: Any) -> None:
         _pool["pg"].close()
 
 
-class QueryUser(User):
-    """Runs the read paths' SQL with the app's weights."""
+def query_task(read: ReadPath) -> Callable[[QueryUser], None]:
+    query = query_of(read)
 
-    wait_time = between(1, 3)
-
-    def on_start(self) -> None:
-        self.params = hooks.load_params(self.environment)
-
-    def _run(self, name: str, *values: Any) -> None:
-        query = CATALOG[name]
+    @tag(read.type_id)
+    def task(user: QueryUser) -> None:
+        params = hooks.pick(user.params, read.name)
+        if params is None:
+            return
+        values = [params[p.name] for p in query.params]
         started = time.perf_counter()
         rows, error = 0, None
         try:
@@ -65,72 +66,24 @@ class QueryUser(User):
                 rows = len(cur.fetchall())
         except psycopg.Error as exc:
             error = exc
-        self.environment.events.request.fire(
+        user.environment.events.request.fire(
             request_type="SQL",
-            name=name,
+            name=read.name,
             response_time=(time.perf_counter() - started) * 1000,
             response_length=rows,
             exception=error,
             context={},
         )
 
-    @tag("messages")
-    @task(30)
-    def inbox(self) -> None:
-        self._run("inbox", hooks.pick(self.params, "inbox_handles"), 50)
+    task.__name__ = read.name
+    return task
 
-    @tag("messages")
-    @task(25)
-    def thread(self) -> None:
-        a, b = hooks.pick(self.params, "thread_pairs")
-        self._run("thread", a, b, 50)
 
-    @tag("messages")
-    @task(8)
-    def unread_count(self) -> None:
-        self._run("unread_count", hooks.pick(self.params, "inbox_handles"))
+class QueryUser(User):
+    """Runs the read paths' SQL with the app's weights."""
 
-    @tag("board")
-    @task(10)
-    def board_feed(self) -> None:
-        self._run("board_feed", 50)
+    wait_time = between(1, 3)
+    tasks: ClassVar = {query_task(r): r.weight for r in READS.values() if r.weight}
 
-    @tag("board")
-    @task(4)
-    def board_by_category(self) -> None:
-        self._run("board_by_category", hooks.pick(self.params, "categories"), 20)
-
-    @tag("streaks")
-    @task(5)
-    def streak_of_handle(self) -> None:
-        self._run("streak_of_handle", hooks.pick(self.params, "streak_handles"))
-
-    @tag("streaks")
-    @task(3)
-    def streak_leaderboard(self) -> None:
-        self._run("streak_leaderboard", 50)
-
-    @tag("invites")
-    @task(3)
-    def invites_by_creator(self) -> None:
-        self._run("invites_by_creator", hooks.pick(self.params, "invite_creators"))
-
-    @tag("connections")
-    @task(3)
-    def pending_connections(self) -> None:
-        self._run("pending_connections", hooks.pick(self.params, "pending_handles"))
-
-    @tag("friends")
-    @task(3)
-    def friends_of_handle(self) -> None:
-        self._run("friends_of_handle", hooks.pick(self.params, "users"))
-
-    @tag("games")
-    @task(3)
-    def games_by_player(self) -> None:
-        self._run("games_by_player", hooks.pick(self.params, "players"))
-
-    @tag("users")
-    @task(6)
-    def user_by_handle(self) -> None:
-        self._run("user_by_handle", hooks.pick(self.params, "users"))
+    def on_start(self) -> None:
+        self.params = hooks.load_params(self.environment)

@@ -200,18 +200,8 @@ def test_the_baseline_comparison_fails_at_25_percent_and_passes_at_10(
 def test_reads_from_kv_answer_the_same_json_as_postgres(realistic: Migration) -> None:
     """On the 6mo fixture every read endpoint answers identically from both stores."""
     sample = params.sample(realistic.pg, 15)
-    cases: list[tuple[str, dict[str, Any]]] = [
-        ("board_feed", {"limit": 50}),
-        ("streak_leaderboard", {"limit": 50}),
-    ]
-    cases += [("inbox", {"handle": h, "limit": 50}) for h in sample["inbox_handles"]]
-    cases += [("thread", {"handle": a, "other": b, "limit": 50}) for a, b in sample["thread_pairs"]]
-    cases += [("board_by_category", {"category": c, "limit": 20}) for c in sample["categories"]]
-    cases += [("streak_of_handle", {"handle": h}) for h in sample["streak_handles"]]
-    cases += [("invites_by_creator", {"handle": h}) for h in sample["invite_creators"]]
-    cases += [("pending_connections", {"handle": h}) for h in sample["pending_handles"]]
-    cases += [("games_by_player", {"handle": h}) for h in sample["players"]]
-    cases += [("user_by_handle", {"handle": h}) for h in sample["users"]]
+    cases = [(name, p) for name in ENDPOINTS for p in sample[name]]
+    assert {name for name, _ in cases} == set(ENDPOINTS)
 
     async def compare() -> list[str]:
         catalog = load_catalog()

@@ -1,7 +1,9 @@
 """A data type of the user's own, in one module outside phasegate, loaded through
 PHASEGATE_MAPPINGS: schema apply creates its table, the inventory and the backfill
 know it, and the Phase A gate counts, samples and fully diffs it, failing on a
-dropped row with the type, the record and the KV key named."""
+dropped row with the type, the record and the KV key named. The reference service
+serves its read path from both stores alike, its write op reaches both stores,
+and both Locust profiles load it."""
 
 from __future__ import annotations
 
@@ -9,21 +11,25 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import psycopg
+import pytest
 import redis
+
+from phasegate.load import runner
 
 ROOT = Path(__file__).parents[1]
 EXAMPLES = ROOT / "examples" / "mappings"
+OWN = {
+    "PHASEGATE_MAPPINGS": "bookmarks",
+    "PYTHONPATH": os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]),
+}
 
 
 def run(*argv: str, reports: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PHASEGATE_MAPPINGS": "bookmarks",
-        "PYTHONPATH": os.pathsep.join([str(EXAMPLES), os.environ.get("PYTHONPATH", "")]),
-    }
+    env = {**os.environ, **OWN}
     return subprocess.run(
         [sys.executable, "-m", *argv],
         cwd=ROOT,
@@ -74,6 +80,73 @@ def test_a_users_own_type_goes_through_phase_a(
     failed = run(*gate, "--sample-rate=100", f"--reports-dir={tmp_path / 'bad'}")
     assert failed.returncode == 1
     assert "missing in Postgres: al|entry_2 (bookmarks:al)" in failed.stdout
+
+
+def _get(url: str) -> tuple[str, object]:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.headers["x-read-source"], json.loads(r.read())
+
+
+def test_a_users_own_type_is_served_written_and_loaded(
+    scratch_kv_url: str, scratch_pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bookmarks' read path answers the same JSON from KV and from Postgres, its write
+    op lands in both stores under dual-write, and the Locust profiles carry it."""
+    for name, value in OWN.items():
+        monkeypatch.setenv(name, value)
+    kv = redis.Redis.from_url(scratch_kv_url)
+    kv.hset("user:al", mapping={"username": "al"})
+    kv.sadd("bookmarks:@Al", "entry_2", "entry_1")
+    stores = ["--kv-url", scratch_kv_url, "--pg-url", scratch_pg_url]
+    for argv in (
+        ("phasegate.cli", "schema", "apply", "--pg-url", scratch_pg_url),
+        ("phasegate.cli", "backfill", *stores),
+    ):
+        done = run(*argv)
+        assert done.returncode == 0, done.stdout + done.stderr
+    answers = {}
+    for source in ("kv", "pg"):
+        with runner.service(
+            scratch_kv_url, scratch_pg_url, read=source, write="dual", folder=tmp_path
+        ) as svc:
+            answers[source] = _get(f"{svc.url}/api/bookmarks?handle=Al")
+            if source == "pg":
+                request = urllib.request.Request(
+                    f"{svc.url}/api/bookmarks",
+                    data=json.dumps({"handle": "al", "entry_id": "entry_9"}).encode(),
+                    headers={"content-type": "application/json"},
+                    method="POST",
+                )
+                with urllib.request.urlopen(request, timeout=10) as r:
+                    assert r.status == 201
+                    assert json.loads(r.read())["written"] == ["bookmarks:al|entry_9"]
+    rows = [{"handle": "al", "entry_id": "entry_1"}, {"handle": "al", "entry_id": "entry_2"}]
+    assert answers == {"kv": ("kv", rows), "pg": ("pg", rows)}
+    assert kv.sismember("bookmarks:al", "entry_9")
+    kv.close()
+    with psycopg.connect(scratch_pg_url) as pg:
+        found = pg.execute("SELECT count(*) FROM bookmarks WHERE entry_id = 'entry_9'")
+        assert found.fetchone() == (1,)
+    tasks = subprocess.run(
+        [sys.executable, "-c", _LIST_TASKS],
+        cwd=ROOT / "load",
+        env={**os.environ, **OWN},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "http:bookmarks_of_handle" in tasks
+    assert "http:bookmark_add" in tasks
+    assert "db:bookmarks_of_handle" in tasks
+
+
+_LIST_TASKS = """
+import locustfile, locust_db
+for t in set(locustfile.VibeUser.tasks):
+    print("http:" + t.__name__)
+for t in set(locust_db.QueryUser.tasks):
+    print("db:" + t.__name__)
+"""
 
 
 def test_the_example_mapping_documents_itself() -> None:

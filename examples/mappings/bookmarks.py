@@ -13,7 +13,10 @@ docs/adding-a-data-type.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from phasegate.handles import HandleBook
 from phasegate.mappings.base import (
@@ -22,9 +25,11 @@ from phasegate.mappings.base import (
     Decoded,
     KeyPattern,
     Mapping,
+    Record,
     VariantEntry,
     suffix,
 )
+from phasegate.mappings.declare import Cmd, ReadPath, WriteOp, keys_of, where_equal
 from phasegate.values import text
 
 
@@ -44,6 +49,29 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
+    """The app's write: the entry id joins the handle's set."""
+    yield ("SADD", f"bookmarks:{r['handle']}", r["entry_id"])
+
+
+def kv_delete(r: Record) -> Iterator[Cmd]:
+    yield ("SREM", f"bookmarks:{r['handle']}", r["entry_id"])
+
+
+async def bookmark_add(state: Any, body: dict[str, Any], at: datetime) -> Any:
+    """``POST /api/bookmarks {handle, entry_id}``: one bookmark put (a retry puts
+    the same record again, which changes nothing)."""
+    # Imported here: the writer machinery imports the mapping registry, which
+    # imports this module.
+    from phasegate.dualwrite.change import Change
+    from phasegate.dualwrite.requests import handle, text_field
+
+    change = Change("bookmark_add")
+    record = {"handle": handle(body, "handle"), "entry_id": text_field(body, "entry_id", 64)}
+    change.put("bookmarks", record)
+    return change
+
+
 MAPPING = Mapping(
     type_id="bookmarks",
     table="bookmarks",
@@ -54,6 +82,29 @@ MAPPING = Mapping(
     patterns=(KeyPattern("bookmarks:*", "set", "set"),),
     decoder=decode,
     summary="bookmarks:{handle} sets of board entry ids, one row per entry",
+    kv_put=kv_put,
+    kv_delete=kv_delete,
+    reads=(
+        ReadPath(
+            "bookmarks_of_handle",
+            "/api/bookmarks",
+            keys_of("bookmarks:{handle}"),
+            where_equal(handle="handle"),
+            order=(("entry_id", False),),
+            weight=2,
+        ),
+    ),
+    writes=(
+        WriteOp(
+            "bookmark_add",
+            "POST",
+            "/api/bookmarks",
+            "bookmarks:bookmark_add",
+            weight=1,
+            load_sample="SELECT handle, entry_id FROM bookmarks ORDER BY 1, 2 LIMIT 200",
+        ),
+    ),
+    queries=(str(Path(__file__).with_name("bookmarks_of_handle.sql")),),
     ddl="""
 CREATE TABLE IF NOT EXISTS bookmarks (
     handle   text NOT NULL,

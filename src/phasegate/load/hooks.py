@@ -54,16 +54,18 @@ def add_arguments(parser: Any) -> None:
     )
 
 
-def load_params(environment: Environment) -> dict[str, list[Any]]:
+def load_params(environment: Environment) -> dict[str, list[dict[str, Any]]]:
     path = environment.parsed_options.params_file if environment.parsed_options else ""
     if not path:
         raise SystemExit("phasegate: --params-file (PHASEGATE_LOAD_PARAMS) is required")
     return json.loads(Path(path).read_text())  # type: ignore[no-any-return]
 
 
-def pick(params: dict[str, list[Any]], name: str) -> Any:
-    """A random real value; a kind the data has none of (small scales) falls back to a user."""
-    return random.choice(params.get(name) or params["users"])
+def pick(params: dict[str, list[dict[str, Any]]], name: str) -> dict[str, Any] | None:
+    """A random real parameter set of an endpoint (see :mod:`phasegate.load.params`);
+    None when the data has none (the task then sends nothing)."""
+    sets = params.get(name)
+    return random.choice(sets) if sets else None
 
 
 def on_test_start() -> None:

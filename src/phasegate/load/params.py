@@ -1,7 +1,12 @@
 """Request parameters drawn from the loaded data, so load hits real rows.
 
-Written to a JSON file the locustfiles read (``PHASEGATE_LOAD_PARAMS``); taken
-from Postgres (read only), which after a backfill holds what KV holds.
+Per endpoint of the table (:mod:`phasegate.endpoints`), a list of parameter
+sets: for a read path, the rows of its catalogued query's ``-- sample:`` header
+(its LIMIT raised to take many), named as the query's parameters, with the read
+path's ``load_fixed`` values laid over; for a write op, the rows of its
+``load_sample`` (column names are body fields) with its ``load_body``. Written
+to a JSON file the locustfiles read (``PHASEGATE_LOAD_PARAMS``); taken from
+Postgres (read only), which after a backfill holds what KV holds.
 """
 
 from __future__ import annotations
@@ -11,43 +16,83 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import sqlglot
+from sqlglot import exp
 
+from phasegate.endpoints import READS, WRITES, query_of
 from phasegate.errors import UsageError
+from phasegate.mappings.declare import ReadPath
+from phasegate.queries import for_sqlglot
 
-LIMIT = 200  # values per list
-_SAMPLES = {
-    "inbox_handles": "SELECT to_user FROM messages GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
-    "thread_pairs": "SELECT from_user, to_user FROM messages GROUP BY 1, 2 "
-    "ORDER BY count(*) DESC, 1, 2 LIMIT %s",
-    "categories": "SELECT category FROM board_entries WHERE category IS NOT NULL "
-    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
-    "streak_handles": "SELECT handle FROM streaks ORDER BY handle LIMIT %s",
-    "invite_creators": "SELECT created_by FROM invites WHERE created_by IS NOT NULL "
-    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
-    "pending_handles": "SELECT to_user FROM connections WHERE status = 'pending' "
-    "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
-    "friend_handles": "SELECT handle FROM friends GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT %s",
-    "players": "SELECT p FROM games, unnest(players) AS p GROUP BY 1 ORDER BY count(*) DESC, 1 "
-    "LIMIT %s",
-    "users": "SELECT handle FROM users ORDER BY handle LIMIT %s",
-}
+LIMIT = 200  # parameter sets per endpoint
+Sets = dict[str, list[dict[str, Any]]]
 
 
-def sample(conn: psycopg.Connection[Any], limit: int = LIMIT) -> dict[str, list[Any]]:
-    """Lists of real values per parameter kind."""
-    out: dict[str, list[Any]] = {}
-    for name, query in _SAMPLES.items():
-        rows = conn.execute(query, (limit,)).fetchall()
-        out[name] = [list(r) if len(r) > 1 else r[0] for r in rows]
-    empty = [n for n in ("inbox_handles", "thread_pairs", "users") if not out[n]]
-    if empty:
+def with_limit(sql: str, limit: int) -> str:
+    """A sample query taking ``limit`` rows (a query of one constant row stays one).
+
+    >>> with_limit("SELECT to_user, 50 FROM messages GROUP BY to_user LIMIT 1", 200)
+    'SELECT to_user, 50 FROM messages GROUP BY to_user LIMIT 200'
+    """
+    tree = sqlglot.parse_one(for_sqlglot(sql), read="postgres")
+    if not isinstance(tree, exp.Select):
+        raise UsageError(f"sample {sql!r} is not a SELECT")
+    return tree.limit(limit).sql(dialect="postgres")
+
+
+def _read_sets(conn: psycopg.Connection[Any], read: ReadPath, limit: int) -> list[dict[str, Any]]:
+    query = query_of(read)
+    if not query.sample:
         raise UsageError(
-            f"no {', '.join(empty)} in the database: load needs seeded, backfilled data",
+            f"{query.path}: read path {read.name} has no '-- sample:' header, "
+            "so load has no parameters for it"
+        )
+    rows = conn.execute(with_limit(query.sample, limit)).fetchall()
+    names = [p.name for p in query.params]
+    fixed = dict(read.load_fixed)
+    return [  # a NULL is no parameter the app would send
+        {**dict(zip(names, row, strict=True)), **fixed} for row in rows if None not in row
+    ]
+
+
+def sample(conn: psycopg.Connection[Any], limit: int = LIMIT) -> Sets:
+    """Parameter sets per loaded endpoint; one with no data of its own falls back to
+    real handles for each parameter (small scales), as the app's users would send."""
+    out: Sets = {}
+    users = [
+        r[0] for r in conn.execute("SELECT handle FROM users ORDER BY handle LIMIT %s", (limit,))
+    ]
+    for name, read in READS.items():
+        if read.weight:
+            out[name] = _read_sets(conn, read, limit)
+    for name, op in WRITES.items():
+        if op.weight and op.load_sample:
+            cur = conn.execute(with_limit(op.load_sample, limit))
+            columns = [d.name for d in cur.description or ()]
+            fixed = dict(op.load_body)
+            out[name] = [{**dict(zip(columns, row, strict=True)), **fixed} for row in cur]
+    for name, sets in out.items():
+        if not sets and users:
+            out[name] = [_fallback(READS.get(name), name, h) for h in users]
+    if not users or not any(out.values()):
+        raise UsageError(
+            "no users and no rows for any endpoint in the database: load needs seeded, "
+            "backfilled data",
             hint="phasegate seed, schema apply and backfill first (or run the sandbox default)",
         )
     return out
 
 
-def write(params: dict[str, list[Any]], path: Path) -> Path:
-    path.write_text(json.dumps(params))
+def _fallback(read: ReadPath | None, name: str, handle: str) -> dict[str, Any]:
+    if read is None:  # a write: every body field of its sample a handle
+        op = WRITES[name]
+        fields = [c.alias_or_name for c in sqlglot.parse_one(op.load_sample).expressions]
+        return {**dict.fromkeys(fields, handle), **dict(op.load_body)}
+    query = query_of(read)
+    sets = {p.name: 50 if p.name == "limit" else handle for p in query.params}
+    return {**sets, **dict(read.load_fixed)}
+
+
+def write(params: Sets, path: Path) -> Path:
+    path.write_text(json.dumps(params, default=str))
     return path
