@@ -112,7 +112,9 @@ def _load_extra() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(loaded), tuple(kv_only)
 
 
+VIBE_TYPES = tuple(MAPPINGS)
 EXTRA_MODULES, _EXTRA_KV_ONLY = _load_extra()
+EXTRA_TYPES = tuple(t for t in MAPPINGS if t not in VIBE_TYPES)  # the user's own
 KV_ONLY = (*_VIBE_KV_ONLY, *_EXTRA_KV_ONLY)
 TYPE_IDS = tuple(MAPPINGS)
 
@@ -191,6 +193,7 @@ def classify(key: str, rtype: str) -> Classified:
 
 __all__ = [
     "EXTRA_MODULES",
+    "EXTRA_TYPES",
     "KV_ONLY",
     "LOAD_ERRORS",
     "MAPPINGS",

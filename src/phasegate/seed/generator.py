@@ -14,9 +14,10 @@ import random
 from dataclasses import dataclass
 
 from phasegate.handles import SYSTEM_ACCOUNTS
+from phasegate.mappings import EXTRA_TYPES, MAPPINGS
 from phasegate.mappings.board import CATEGORIES
 from phasegate.mappings.games import GAME_TYPES
-from phasegate.seed import messages
+from phasegate.seed import messages, own
 from phasegate.seed.people import DAY_MS, REGISTERED_AGENTS, Clock, make_handles, spell
 from phasegate.seed.shapes import (
     INVITE_ALPHABET,
@@ -85,6 +86,9 @@ def generate(scale: str, seed: int, anchor_ms: int) -> Keyspace:
     _friends(rng, people, size.friendships, ks)
     _games(rng, clock, people, size.games, ks)
     _kv_only(rng, clock, people, ks)
+    for type_id in EXTRA_TYPES:  # a user's own types, through their KV shape
+        own_rng = random.Random(f"phasegate:{seed}:{scale}:{type_id}")
+        own.seed(MAPPINGS[type_id], own_rng, clock, people, count=size.users, into=ks)
     return ks
 
 

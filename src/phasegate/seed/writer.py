@@ -10,10 +10,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 _BATCH = 2000
+
+
+def _bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 @dataclass
@@ -31,6 +36,36 @@ class Keyspace:
         return sum(
             len(part) for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets)
         )
+
+    def apply(self, cmd: tuple[Any, ...]) -> None:
+        """One Redis write command (as a mapping's ``kv_put`` gives it), in memory."""
+        name, key, *args = cmd
+        values = [_bytes(a) for a in args]
+        if name == "SET":
+            self.strings[key] = values[0]
+        elif name == "HSET":
+            self.hashes[key].update(zip(map(bytes.decode, values[::2]), values[1::2], strict=True))
+        elif name == "SADD":
+            self.sets[key].update(values)
+        elif name == "RPUSH":
+            self.lists[key].extend(values)
+        elif name == "LPUSH":
+            self.lists[key][0:0] = values[::-1]
+        elif name == "DEL":
+            for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets):
+                part.pop(key, None)
+        elif name == "SREM":
+            self.sets[key].difference_update(values)
+        elif name == "HDEL":
+            for field_name in values:
+                self.hashes[key].pop(field_name.decode(), None)
+        elif name == "LREM":
+            self.lists[key] = [v for v in self.lists[key] if v != values[1]]
+        elif name == "LTRIM":
+            start, stop = int(args[0]), int(args[1])
+            self.lists[key] = self.lists[key][start : None if stop == -1 else stop + 1]
+        else:
+            raise ValueError(f"seeding cannot apply {name} (to {key}): not a plain write")
 
     def write(self, client: redis.Redis, on_keys: Callable[[int], None] | None = None) -> int:
         """Write every key with pipelined commands; returns the number of keys."""
