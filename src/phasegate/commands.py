@@ -13,20 +13,18 @@ from pathlib import Path
 import psycopg
 import redis
 from rich.console import Console
-from rich.table import Table
 
 from phasegate import recipe, schema
 from phasegate.backfill import BackfillResult, backfill
 from phasegate.console import (
     Rate,
-    count_shown,
+    print_backfill,
     print_findings,
     print_fk_report,
     print_summary,
     progress_bars,
 )
 from phasegate.errors import UsageError
-from phasegate.findings import Severity
 from phasegate.fk import FkReport, add_foreign_keys
 from phasegate.gates.phase_a import CHECKS, PhaseA, RerunEvidence
 from phasegate.gates.phase_c_queries import all_results
@@ -310,24 +308,7 @@ def backfill_with_progress(
             inventory=inventory,
             on_rows=on_rows,
         )
-    table = Table(
-        title=f"backfill run {result.run_id}" + (" (resumed)" if result.resumed else ""),
-        title_justify="left",
-    )
-    for column in ("type", "inserted", "updated", "unchanged", "errors", "warnings"):
-        table.add_column(column, justify="left" if column == "type" else "right")
-    for t, r in result.types.items():
-        errors = sum(1 for f in r.findings if f.severity == Severity.ERROR)
-        warnings = sum(1 for f in r.findings if f.severity == Severity.WARNING)
-        table.add_row(
-            t,
-            f"{r.inserted:,}",
-            f"{r.updated:,}",
-            f"{r.unchanged:,}",
-            count_shown(errors, "red"),
-            count_shown(warnings, "yellow"),
-        )
-    console.print(table)
+    print_backfill(result, console)
     if result.changed == 0:
         console.print("no-op: every row already matched KV; nothing was rewritten")
     console.print(f"findings stored in phasegate_findings (run_id {result.run_id})")

@@ -22,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from phasegate.backfill import BackfillResult
 from phasegate.doctor import Check
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport
@@ -44,6 +45,17 @@ def progress_bars(console: Console) -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+    )
+
+
+def stage_bars(console: Console) -> Progress:
+    """A bar per stage of a multi-step job (reconcile): done of total, elapsed."""
+    return Progress(
+        TextColumn("{task.description:<12}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
 
 
@@ -257,3 +269,37 @@ def print_doctor_checks(console: Console, title: str, checks: list[Check]) -> No
             c.need, c.why, "yes" if c.required else "no", shown[c.allowed], c.detail[:160]
         )
     console.print(table)
+
+
+def print_backfill(result: BackfillResult, console: Console) -> None:
+    table = Table(
+        title=f"backfill run {result.run_id}" + (" (resumed)" if result.resumed else ""),
+        title_justify="left",
+    )
+    for column in ("type", "inserted", "updated", "unchanged", "errors", "warnings"):
+        table.add_column(column, justify="left" if column == "type" else "right")
+    for t, r in result.types.items():
+        errors = sum(1 for f in r.findings if f.severity == Severity.ERROR)
+        warnings = sum(1 for f in r.findings if f.severity == Severity.WARNING)
+        table.add_row(
+            t,
+            f"{r.inserted:,}",
+            f"{r.updated:,}",
+            f"{r.unchanged:,}",
+            count_shown(errors, "red"),
+            count_shown(warnings, "yellow"),
+        )
+    console.print(table)
+
+
+def burst_table() -> Table:
+    """The burst's windows, a row added per window as it finishes (:func:`add_window`)."""
+    table = Table(title="burst windows", title_justify="left")
+    for column in ("fault", "writes", "acknowledged", "retried", "journaled"):
+        table.add_column(column, justify="left" if column == "fault" else "right")
+    return table
+
+
+def add_window(table: Table, kind: str, counts: tuple[int, int, int, int]) -> None:
+    """One window: writes, acknowledged, retried, journaled."""
+    table.add_row(kind, *map(str, counts))

@@ -9,11 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from phasegate import burst
 from phasegate.burst import Outcome
-from phasegate.console import print_reconciled
+from phasegate.console import add_window, burst_table, print_reconciled
 from phasegate.gates import phase_b, phase_b_stores
 from phasegate.gates.result import CheckResult
 from phasegate.settings import Settings
@@ -36,18 +35,11 @@ def demo_phase_b(settings: Settings, console: Console) -> list[CheckResult]:
                     write_failure_budget_percent=settings.write_failure_budget_percent,
                 )
             )
-        table = Table(title="burst windows", title_justify="left")
-        for column in ("fault", "writes", "acknowledged", "retried", "journaled"):
-            table.add_column(column, justify="left" if column == "fault" else "right")
+        table = burst_table()
 
         def window(kind: str, done: list[Outcome], journaled: int) -> None:
-            table.add_row(
-                kind,
-                str(len(done)),
-                str(sum(o.acked for o in done)),
-                str(sum(o.attempts > 1 for o in done)),
-                str(journaled),
-            )
+            acked, retried = sum(o.acked for o in done), sum(o.attempts > 1 for o in done)
+            add_window(table, kind, (len(done), acked, retried, journaled))
 
         with console.status("sending writes through the reference service, a fault per window"):
             b = phase_b.run_burst(

@@ -8,15 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 
-from phasegate.console import print_reconciled
+from phasegate.console import print_reconciled, stage_bars
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
 from phasegate.journal import Journal
 from phasegate.mappings import TYPE_IDS
@@ -74,13 +69,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     )
     with (
         connect_pg(settings.pg_url) as pg,
-        Progress(
-            TextColumn("{task.description:<12}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress,
+        stage_bars(console) as progress,
     ):
         tasks: dict[str, TaskID] = {}
 
