@@ -137,6 +137,6 @@ def test_conflicting_copies_show_both_values_and_mask_secrets() -> None:
     conflicts = [f for f in decoded.findings if f.kind == "conflicting_copies"]
     assert conflicts, [str(f) for f in decoded.findings]
     assert (
-        "kept 'x', other 'y'" in conflicts[0].detail or "kept 'y', other 'x'" in conflicts[0].detail
+        'kept "x", other "y"' in conflicts[0].detail or 'kept "y", other "x"' in conflicts[0].detail
     )
     assert "{" not in conflicts[0].detail

@@ -126,7 +126,7 @@ def test_demo_runs_end_to_end(
     if phasegate_settings.sandbox_kv_url:
         argv += ["--sandbox-kv-url", phasegate_settings.sandbox_kv_url]
     code, out, _err = run(capsys, *argv, "--reports-dir", str(tmp_path))
-    assert code == 0
+    assert code == 0, out[-4000:]
     assert "schema applied: 9 tables" in out
     assert "Phase A verdict: PASS" in out
     assert "Phase B verdict: PASS" in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from fixtures.migration import Migration
@@ -57,7 +58,8 @@ def test_clean_migration_passes_and_the_stores_are_only_read(
 def test_a_defect_turns_the_gate_red_with_the_key_in_the_report(
     migration: Migration, tmp_path: Path
 ) -> None:
-    """Exit 1; the failing check names the key in the terminal, summary.json and report.md."""
+    """Exit 1; the failing check names the key in the terminal, summary.json, report.md
+    and junit.xml (a failure of the testcase messages-sample)."""
     victim = sampled_message(migration)
     migration.pg.execute("UPDATE messages SET text = 'tampered' WHERE id = %s", (victim,))
     done = run_gate(migration, tmp_path, "-k", "messages")
@@ -70,3 +72,10 @@ def test_a_defect_turns_the_gate_red_with_the_key_in_the_report(
     assert sample["status"] == "fail"
     assert any(victim in line and "field text" in line for line in sample["details"])
     assert victim in (tmp_path / "latest" / "report.md").read_text()
+    junit = ET.parse(tmp_path / "latest" / "junit.xml").getroot()
+    case = junit.find(".//testcase[@name='messages-sample']")
+    assert case is not None
+    failure = case.find("failure")
+    assert failure is not None
+    assert victim in (failure.text or "")
+    assert int(junit.get("failures", "0")) >= 1

@@ -75,7 +75,7 @@ def test_a_changed_field_fails_the_sample_naming_the_field(migration: Migration)
     migration.pg.execute("UPDATE messages SET text = 'tampered' WHERE id = %s", (victim,))
     result = gate(migration).run("sample", "messages")
     assert result.status == "fail"
-    failing(result.explain(), f"messages {victim}", "field text", "Postgres 'tampered'")
+    failing(result.explain(), f"messages {victim}", "field text", 'Postgres "tampered"')
 
 
 def test_a_timestamp_shifted_by_one_second_is_caught(migration: Migration) -> None:

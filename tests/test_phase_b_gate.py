@@ -115,7 +115,7 @@ def test_a_reconcile_that_misses_journal_entries_leaves_the_stores_apart(
     assert check.status == "fail"
     assert check.details[0].startswith("messages:msg_pb")
     assert any(
-        "different in Postgres (field read: acknowledged True, stored False) after reconcile" in d
+        "different in Postgres (field read: acknowledged true, stored false) after reconcile" in d
         for d in check.details
     )
 

@@ -37,7 +37,7 @@ def sample_summary() -> report.Summary:
             "sample",
             "fail",
             "1 differences among 99 sampled records (10%)",
-            ("messages m1 (msg:m1) field text: KV 'hi', Postgres 'tampered'",),
+            ('messages m1 (msg:m1) field text: KV "hi", Postgres "tampered"',),
             {"compared": 99, "differences": 1, "seed": 7},
             {"differences": 0},
         ),
@@ -63,6 +63,14 @@ def check_golden(name: str, text: str) -> None:
 def test_markdown_report_matches_the_golden_file() -> None:
     """Verdict first, the check table, what failed with its example, skips."""
     check_golden("report_phase_a.md", report.render_markdown(sample_summary()))
+
+
+def test_junit_xml_matches_the_golden_file() -> None:
+    """One testcase per check, ids <type>-<check>; the failed sample is a failure with
+    its example, the skipped recency a skip."""
+    from phasegate.report_junit import render_junit
+
+    check_golden("junit_phase_a.xml", render_junit(sample_summary()))
 
 
 def test_summary_json_matches_the_golden_file() -> None:

@@ -79,7 +79,7 @@ def test_divergence_over_the_budget_alerts_and_under_it_does_not(
     assert bool(shadow.alerts()) is alert
     kept = shadow.mismatches["user_by_handle"]
     assert len(kept) == changed
-    assert "field building: primary 'changed in postgres only'" in kept[0].diff
+    assert 'field building: primary "changed in postgres only"' in kept[0].diff
 
 
 def test_a_difference_gone_by_the_recheck_is_not_divergence(

@@ -1,7 +1,8 @@
 """Gate reports: one immutable summary, one renderer per format.
 
-A run writes ``<reports_dir>/<run-id>/summary.json`` (for CI) and
-``report.md`` (for a PR comment), and points ``<reports_dir>/latest`` at it.
+A run writes ``<reports_dir>/<run-id>/summary.json`` (for CI), ``report.md``
+(for a PR comment) and ``junit.xml`` (for CI test views,
+:mod:`phasegate.report_junit`), and points ``<reports_dir>/latest`` at it.
 The fields of summary.json are documented in reports/README.md.
 """
 
@@ -21,6 +22,7 @@ from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_
 from phasegate.gates.registry import order_of
 from phasegate.gates.result import CheckResult
 from phasegate.reconcile import Reconciled
+from phasegate.report_junit import render_junit
 
 SCHEMA_VERSION = 1
 # A run's exit code follows its verdict, for pytest and the CLI alike.
@@ -285,6 +287,7 @@ def write(summary: Summary, reports_dir: str | Path) -> Path:
     _keep_artifacts(summary.results, folder)
     (folder / "summary.json").write_text(render_json(summary))
     (folder / "report.md").write_text(render_markdown(summary))
+    (folder / "junit.xml").write_text(render_junit(summary))
     latest = root / "latest"
     temporary = root / f".latest-{secrets.token_hex(4)}"
     temporary.symlink_to(summary.run_id, target_is_directory=True)

@@ -24,6 +24,7 @@ from phasegate.app.reads import Json
 from phasegate.deadline import within
 from phasegate.mappings.declare import Params
 from phasegate.mappings.declare import ReadPath as Endpoint
+from phasegate.show import shown
 
 Read = Callable[[Endpoint, Params], Awaitable[list[Json]]]
 MAX_KEPT = 50  # mismatches kept per endpoint for the report
@@ -45,7 +46,7 @@ def first_difference(primary: list[Json], secondary: list[Json]) -> str | None:
     """The first differing row and field, or None when the answers are equal.
 
     >>> first_difference([{"id": 1, "text": "a"}], [{"id": 1, "text": "b"}])
-    "row 0 (id 1) field text: primary 'a', secondary 'b'"
+    'row 0 (id 1) field text: primary "a", secondary "b"'
     >>> first_difference([{"id": 1}], [])
     'primary has 1 rows, secondary 0'
     """
@@ -58,7 +59,7 @@ def first_difference(primary: list[Json], secondary: list[Json]) -> str | None:
                 if a.get(name) != b.get(name):
                     return (
                         f"row {i} ({next(iter(a))} {key}) field {name}: "
-                        f"primary {a.get(name)!r:.80}, secondary {b.get(name)!r:.80}"
+                        f"primary {shown(a.get(name), 80)}, secondary {shown(b.get(name), 80)}"
                     )
     return f"primary has {len(primary)} rows, secondary {len(secondary)}"
 

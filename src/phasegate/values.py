@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from phasegate.show import shown
+
 BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Epoch milliseconds below this are almost surely Unix seconds (before 1973 in ms).
 _MIN_EPOCH_MS = 100_000_000_000
@@ -290,7 +292,7 @@ def to_str_list(value: object, field: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise DecodeError(f"expected a list of text, got {value!r:.80}", field)
+        raise DecodeError(f"expected a list of text, got {shown(value, 80)}", field)
     return list(value)
 
 

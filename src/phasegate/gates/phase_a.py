@@ -27,6 +27,7 @@ from phasegate.parity.compare import RECENT, Scope, compare
 from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
 from phasegate.parity.tally import Comparison, Tally
+from phasegate.show import shown
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 CHECKS = PHASE_CHECKS["A"]
@@ -267,7 +268,7 @@ def rerun_examples(type_id: str, first: Inventory, second: Inventory, limit: int
         mine, theirs = a.records[key], b.records[key]
         out.extend(
             f"{type_id} {show_key(key)} ({a.sources.get(key, '?')}) field {name}: first run "
-            f"{mine[name]!r:.80}, second run {theirs[name]!r:.80} -- decoding is not "
+            f"{shown(mine[name], 80)}, second run {shown(theirs.get(name), 80)} -- decoding is not "
             "deterministic (now()? random?)"
             for name in mine
             if mine[name] != theirs.get(name)

@@ -25,6 +25,7 @@ from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
 from phasegate.reconcile import Reconciled
+from phasegate.show import shown
 from phasegate.stores import connect_kv
 
 
@@ -80,9 +81,8 @@ def pg_record(pg: Any, label: str) -> dict[str, Any] | None:
 def _field_diff(want: dict[str, Any], got: dict[str, Any]) -> str | None:
     for name in sorted(want.keys() | got.keys()):
         if want.get(name) != got.get(name):
-            return (
-                f"field {name}: acknowledged {want.get(name)!r:.60}, stored {got.get(name)!r:.60}"
-            )
+            acked, stored = shown(want.get(name), 60), shown(got.get(name), 60)
+            return f"field {name}: acknowledged {acked}, stored {stored}"
     return None
 
 

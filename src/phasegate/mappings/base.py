@@ -28,6 +28,7 @@ from phasegate.mappings.declare import KvDelete, KvPut, ReadPath, WriteOp
 from phasegate.mappings.plausible import implausible
 from phasegate.mappings.routing import Router
 from phasegate.redact import is_secret_field, shown_secret
+from phasegate.show import shown
 from phasegate.values import DecodeError, has_nul
 
 Record = dict[str, Any]
@@ -117,7 +118,7 @@ def merge_copy(
         if mine is None:
             target[name] = theirs
         elif mine != theirs:
-            kept, dropped = f"{mine!r:.80}", f"{theirs!r:.80}"
+            kept, dropped = shown(mine, 80), shown(theirs, 80)
             if is_secret_field(name):
                 kept, dropped = shown_secret(mine), shown_secret(theirs)
             collector.finding(

@@ -47,6 +47,7 @@ from phasegate.mappings.declare import (
     where_equal,
 )
 from phasegate.mappings.routing import handle_bucket, split_hash_fields
+from phasegate.show import shown
 from phasegate.values import (
     DecodeError,
     hash_field,
@@ -165,7 +166,7 @@ def _fields(
             c.finding(
                 "conflicting_copies",
                 where,
-                f"{column} given twice: {columns[column]!r} and {converted!r}",
+                f"{column} given twice: {shown(columns[column], 80)} and {shown(converted, 80)}",
                 name,
             )
             continue

@@ -7,7 +7,7 @@ what most likely caused it.
 
 >>> d = FieldDiffers("messages", ("m1",), "msg:m1", "created_at", None, "2026-01-07")
 >>> print(d)  # doctest: +ELLIPSIS
-messages m1 (msg:m1) field created_at: KV None, Postgres '2026-01-07' -- KV has no timestamp...
+messages m1 (msg:m1) field created_at: KV null, Postgres "2026-01-07" -- KV has no timestamp...
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 from phasegate.mappings.base import Record, RecordKey
 from phasegate.redact import is_secret_field, shown_secret
+from phasegate.show import shown
 
 
 def show_key(key: RecordKey) -> str:
@@ -78,7 +79,7 @@ class FieldDiffers:
         hint = self.hint or guess_cause(self.kv_value, self.pg_value)
         kv, pg = (shown_secret(v) for v in (self.kv_value, self.pg_value))
         if not is_secret_field(self.field):
-            kv, pg = f"{self.kv_value!r:.120}", f"{self.pg_value!r:.120}"
+            kv, pg = shown(self.kv_value), shown(self.pg_value)
         return (
             f"{self.type_id} {show_key(self.key)} ({self.kv_key}) field {self.field}: "
             f"KV {kv}, Postgres {pg}" + (f" -- {hint}" if hint else "")
