@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
-from phasegate import report
+import pytest
+
+from phasegate import report, report_history
 from phasegate.gates.result import CheckResult
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -132,3 +135,36 @@ def test_a_phase_b_run_has_a_dual_write_bursts_table() -> None:
         "| invites | 120 | 119 | 55 (12 / 43) | fired (45.1% failed) | 0.8 | 7 | 0 | 0 | "
         "2.5% / 0.0% |" in text
     )
+
+
+def test_runs_append_history_and_old_run_folders_are_pruned(tmp_path: Path) -> None:
+    """Three runs with keep=2: history has three lines, the oldest folder is gone, a
+    folder that is not a run's is left alone, latest points at the newest."""
+    (tmp_path / "keep-me").mkdir()
+    ids = ["20261125T160000Z-aaaaaa", "20261125T170000Z-bbbbbb", "20261125T180000Z-cccccc"]
+    for run_id in ids:
+        report.write(dataclasses.replace(sample_summary(), run_id=run_id), tmp_path, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir() and not p.is_symlink()) == [
+        ids[1],
+        ids[2],
+        "keep-me",
+    ]
+    assert os.readlink(tmp_path / "latest") == ids[2]
+    lines = report_history.read(tmp_path, "A")
+    assert [line["run_id"] for line in lines] == ids
+    counts = lines[0]["phases"]["A"]["types"]["messages"]["checks"]["counts"]
+    assert counts == {"status": "pass", "metrics": {"kv_records": 1000, "pg_rows": 1000}}
+
+
+def test_the_markdown_goes_to_a_github_job_summary_cut_under_1_mib(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
+    report.write(sample_summary(), tmp_path / "reports")
+    assert target.read_text() == report.render_markdown(sample_summary())
+    target.unlink()
+    report_history.job_summary("x" * 3_000_000)
+    data = target.read_bytes()
+    assert len(data) < 1024 * 1024
+    assert data.endswith(b"of 3,000,000 bytes; the whole report is report.md\n")

@@ -317,7 +317,7 @@ class GateReporter:
             phase_skips=tuple(self.results.phase_skips),
             errors=tuple(self.results.errors),
         )
-        folder = report.write(summary, s.reports_dir)
+        folder = report.write(summary, s.reports_dir, keep=s.reports_keep)
         self.written = f"{folder}/report.md (verdict {summary.verdict})"
         session.exitstatus = _exit_status(int(session.exitstatus), summary.verdict, s.phase)
 

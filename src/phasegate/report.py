@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from phasegate import report_history as history
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_USAGE
 from phasegate.gates.registry import order_of
 from phasegate.gates.result import CheckResult
@@ -25,6 +26,7 @@ from phasegate.reconcile import Reconciled
 from phasegate.report_junit import render_junit
 
 SCHEMA_VERSION = 1
+KEEP = 20  # run folders kept by default
 # A run's exit code follows its verdict, for pytest and the CLI alike.
 EXIT_BY_VERDICT = {
     "pass": EXIT_OK,
@@ -279,8 +281,10 @@ def _load_section(results: Iterable[CheckResult]) -> list[str]:
     return [*lines, ""]
 
 
-def write(summary: Summary, reports_dir: str | Path) -> Path:
-    """Write the run's folder and repoint ``latest``; returns the folder."""
+def write(summary: Summary, reports_dir: str | Path, *, keep: int = KEEP) -> Path:
+    """Write the run's folder, repoint ``latest``, append the run to
+    ``history.jsonl``, prune all but the last ``keep`` run folders, and add the
+    Markdown to a GitHub job summary when there is one; returns the folder."""
     root = Path(reports_dir)
     folder = root / summary.run_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -288,10 +292,13 @@ def write(summary: Summary, reports_dir: str | Path) -> Path:
     (folder / "summary.json").write_text(render_json(summary))
     (folder / "report.md").write_text(render_markdown(summary))
     (folder / "junit.xml").write_text(render_junit(summary))
+    history.append(root, history.entry(summary.as_dict()))
     latest = root / "latest"
     temporary = root / f".latest-{secrets.token_hex(4)}"
     temporary.symlink_to(summary.run_id, target_is_directory=True)
     os.replace(temporary, latest)  # atomic, so readers never see it missing
+    history.prune(root, keep)
+    history.job_summary(render_markdown(summary))
     return folder
 
 

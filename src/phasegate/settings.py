@@ -251,6 +251,7 @@ SETTINGS: tuple[Setting, ...] = (
         "S",
     ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
+    Setting("reports_keep", 20, _positive, "Run folders kept in reports_dir (older pruned).", "N"),
     Setting(
         "mappings",
         None,
@@ -297,6 +298,7 @@ class Settings:
     store_timeout: float
     gate_timeout: float
     reports_dir: str
+    reports_keep: int
     mappings: str | None
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
