@@ -108,6 +108,6 @@ def test_the_readme_layout_names_only_what_exists() -> None:
     """Every folder the layout names (``name/``) exists, in the repository or the package."""
     named = set(re.findall(r"(?<![\w/.])([a-z_]+)/", _layout()))
     folders = {p.name for p in ROOT.iterdir() if p.is_dir()}
-    folders |= {p.name for p in (ROOT / "tests").iterdir() if p.is_dir()}
+    folders |= {p.name for d in ("tests", "examples") for p in (ROOT / d).iterdir() if p.is_dir()}
     folders |= {p.name for p in SRC.rglob("*") if p.is_dir()}
     assert named - folders == set()
