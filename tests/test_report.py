@@ -68,6 +68,13 @@ def test_markdown_report_matches_the_golden_file() -> None:
     check_golden("report_phase_a.md", report.render_markdown(sample_summary()))
 
 
+def test_html_page_matches_the_golden_file() -> None:
+    """The page renders the fixed summary exactly (autoescaped, self-contained)."""
+    from phasegate.report_html import render_html
+
+    check_golden("report_phase_a.html", render_html(sample_summary()))
+
+
 def test_junit_xml_matches_the_golden_file() -> None:
     """One testcase per check, ids <type>-<check>; the failed sample is a failure with
     its example, the skipped recency a skip."""

@@ -1,7 +1,8 @@
 """Gate reports: one immutable summary, one renderer per format.
 
 A run writes ``<reports_dir>/<run-id>/summary.json`` (for CI), ``report.md``
-(for a PR comment) and ``junit.xml`` (for CI test views,
+(for a PR comment), ``index.html`` (for a release manager,
+:mod:`phasegate.report_html`) and ``junit.xml`` (for CI test views,
 :mod:`phasegate.report_junit`), and points ``<reports_dir>/latest`` at it.
 The fields of summary.json are documented in reports/README.md.
 """
@@ -23,6 +24,7 @@ from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_
 from phasegate.gates.registry import order_of
 from phasegate.gates.result import CheckResult
 from phasegate.reconcile import Reconciled
+from phasegate.report_html import render_html
 from phasegate.report_junit import render_junit
 
 SCHEMA_VERSION = 1
@@ -292,6 +294,7 @@ def write(summary: Summary, reports_dir: str | Path, *, keep: int = KEEP) -> Pat
     (folder / "summary.json").write_text(render_json(summary))
     (folder / "report.md").write_text(render_markdown(summary))
     (folder / "junit.xml").write_text(render_junit(summary))
+    (folder / "index.html").write_text(render_html(summary, history.read(root)))
     history.append(root, history.entry(summary.as_dict()))
     latest = root / "latest"
     temporary = root / f".latest-{secrets.token_hex(4)}"
