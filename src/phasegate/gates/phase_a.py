@@ -26,7 +26,7 @@ from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import RECENT, Scope, compare
 from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
-from phasegate.parity.tally import Comparison, Tally
+from phasegate.parity.tally import Comparison, Diagnosis, Tally
 from phasegate.show import shown
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
@@ -154,8 +154,10 @@ class PhaseA:
                 "kv_undecodable": c.undecodable,
                 "pg_rows": c.pg_rows,
                 "pg_only_allowed": c.pg_only_allowed,
+                **_diagnosis(c.diagnosis, "counts", problems.count),
             },
             thresholds={"difference": 0},
+            diagnosis=c.diagnosis.lines("counts"),
         )
 
     def _subset(self, type_id: str, subset: str, what: str) -> CheckResult:
@@ -168,8 +170,13 @@ class PhaseA:
             empty=f"no {what} to compare (0 in either store)" if compared == 0 else None,
             ok=f"{compared:,} {what} identical field by field",
             bad="{n} differences among " + f"{compared:,} {what}",
-            metrics={"compared": compared, "differences": c.differences[subset].count},
+            metrics={
+                "compared": compared,
+                "differences": c.differences[subset].count,
+                **_diagnosis(c.diagnosis, subset, c.differences[subset].count),
+            },
             thresholds={"differences": 0},
+            diagnosis=c.diagnosis.lines(subset),
         )
 
     def check_sample(self, type_id: str) -> CheckResult:
@@ -278,6 +285,14 @@ def rerun_examples(type_id: str, first: Inventory, second: Inventory, limit: int
     return out
 
 
+MAX_DIAGNOSIS = 10  # diagnosis lines before the examples
+
+
+def _diagnosis(d: Diagnosis, check: str, count: int) -> dict[str, object]:
+    """The check's diagnosis groups for summary.json (only when it found something)."""
+    return {"diagnosis": d.of(check)[:50]} if count else {}
+
+
 def _from_tally(
     type_id: str,
     check: str,
@@ -288,8 +303,11 @@ def _from_tally(
     metrics: dict[str, object],
     thresholds: dict[str, object] | None = None,
     empty: str | None = None,
+    diagnosis: list[str] | None = None,
 ) -> CheckResult:
-    """Pass when nothing was counted; otherwise fail showing the first examples.
+    """Pass when nothing was counted; otherwise fail showing the diagnosis (the
+    differences grouped by variant, field and cause, largest first) and then the
+    first examples.
 
     ``empty`` says why there was nothing to judge: then, with nothing counted,
     the check is inconclusive, never a pass.
@@ -302,7 +320,7 @@ def _from_tally(
         check,
         status,
         message,
-        tally.shown() if tally.count else (),
+        (*(diagnosis or [])[:MAX_DIAGNOSIS], *tally.shown()) if tally.count else (),
         metrics,
         thresholds or {},
     )

@@ -40,12 +40,21 @@ from phasegate.mappings.base import (
     RecordKey,
     VariantEntry,
     holds_records,
+    variant_of,
 )
 from phasegate.parity.buckets import row_bucket, split
-from phasegate.parity.diff import ExtraInPg, MissingInPg, diff_records, show_key
+from phasegate.parity.diff import (
+    Diff,
+    ExtraInPg,
+    MissingInPg,
+    diff_records,
+    guess_cause,
+    show_key,
+)
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
 from phasegate.servers.process import Workspace
+from phasegate.show import shown
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 RECENT = timedelta(hours=24)
@@ -276,12 +285,18 @@ def _compare_type(
     kv = decoded.records
     allowed = scope.allow.for_type(type_id, pg)
     result = TypeComparison(type_id, len(kv), len(pg), len(allowed & pg.keys()))
+    why = result.diagnosis
+    variants = {key: variant_of(mapping, source) for key, source in decoded.sources.items()}
+    for variant in variants.values():
+        why.seen(variant)
     for finding in decoded.findings:
         result.findings[finding.kind] += 1
         if finding.severity == Severity.ERROR:
             result.errors.note(str(finding))
             if finding.kind in LOST_KINDS and holds_records(mapping, finding.key):
                 result.undecodable += 1
+                why.seen(variant_of(mapping, finding.key))
+                why.note("counts", variant_of(mapping, finding.key), "", "missing in Postgres")
                 result.missing.note(
                     f"missing in Postgres: {finding.key} could not be decoded ({finding.detail})"
                 )
@@ -301,10 +316,12 @@ def _compare_type(
         diffs = list(
             diff_records(type_id, kv, pg, [key], sources=decoded.sources, allowed_pg_only=allowed)
         )
+        variant = variants.get(key, "Postgres only")
         for subset in subsets:
             result.compared[subset] += 1
             for diff in diffs:
                 result.differences[subset].note(str(diff))
+                why.note(subset, variant, *_group(diff))
         if scope.collect and diffs:
             if mine is not None:
                 result.repairs.append(mine)
@@ -313,9 +330,24 @@ def _compare_type(
         for diff in diffs:
             if isinstance(diff, MissingInPg):
                 result.missing.note(f"missing in Postgres: {show_key(key)} ({diff.kv_key})")
+                why.note("counts", variant, "", "missing in Postgres")
             elif isinstance(diff, ExtraInPg):
                 result.extra.note(f"extra in Postgres: {show_key(key)}")
+                why.note("counts", variant, "", "extra in Postgres")
     return result
+
+
+def _group(diff: Diff) -> tuple[str, str]:
+    """(field, cause) of a difference, for the diagnosis: the likely cause, or the
+    two values when they are few (booleans, NULL), else only that they differ."""
+    if isinstance(diff, MissingInPg):
+        return "", "missing in Postgres"
+    if isinstance(diff, ExtraInPg):
+        return "", "extra in Postgres"
+    cause = diff.hint or guess_cause(diff.kv_value, diff.pg_value)
+    if not cause and all(isinstance(v, bool) or v is None for v in (diff.kv_value, diff.pg_value)):
+        cause = f"KV {shown(diff.kv_value)}, Postgres {shown(diff.pg_value)}"
+    return diff.field, cause or "values differ"
 
 
 def _recent(record: Record | None, column: str, cutoff: datetime) -> bool:

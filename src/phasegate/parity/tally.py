@@ -38,6 +38,102 @@ class Tally:
         return (*self.examples, f"... and {more} more") if more > 0 else tuple(self.examples)
 
 
+MAX_GROUPS = 200  # diagnosis groups kept per type; the rest are counted as "other"
+
+
+@dataclass
+class Diagnosis:
+    """Differences grouped by (check, KV variant, field, cause) over the whole pass,
+    with the KV records per variant for shares. Bounded: at most :data:`MAX_GROUPS`
+    groups per type, the rest counted under the cause ``other``.
+
+    >>> d = Diagnosis(); d.seen("scheme2 msg:*", 2); d.seen("scheme3 messages:*", 2)
+    >>> d.note("counts", "scheme2 msg:*", "", "missing in Postgres")
+    >>> d.note("counts", "scheme2 msg:*", "", "missing in Postgres")
+    >>> print(*d.lines("counts"))  # doctest: +NORMALIZE_WHITESPACE
+    missing in Postgres: 2 of 4 records; by variant: scheme2 msg:* 2 (100% of that variant),
+    scheme3 messages:* 0
+    """
+
+    groups: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)
+    variants: Counter[str] = field(default_factory=Counter)
+
+    def seen(self, variant: str, records: int = 1) -> None:
+        self.variants[variant] += records
+
+    def note(self, check: str, variant: str, field_name: str, cause: str) -> None:
+        key = (check, variant, field_name, cause)
+        if key not in self.groups and len(self.groups) >= MAX_GROUPS:
+            key = (check, variant, field_name, "other")
+        self.groups[key] += 1
+
+    def add(self, other: Diagnosis) -> None:
+        for key, n in other.groups.items():
+            self._bulk(key, n)
+        self.variants.update(other.variants)
+
+    def _bulk(self, key: tuple[str, str, str, str], n: int) -> None:
+        if key not in self.groups and len(self.groups) >= MAX_GROUPS:
+            key = (*key[:3], "other")
+        self.groups[key] += n
+
+    def of(self, check: str) -> list[dict[str, Any]]:
+        """The check's groups, largest first, with their share of the variant."""
+        out = []
+        for (c, variant, field_name, cause), n in self.groups.most_common():
+            if c == check:
+                total = self.variants.get(variant, 0)
+                share = round(100 * n / total, 1) if total else None
+                out.append(
+                    {
+                        "variant": variant,
+                        "field": field_name,
+                        "cause": cause,
+                        "count": n,
+                        "of_variant": total,
+                        "share_percent": share,
+                    }
+                )
+        return out
+
+    def lines(self, check: str) -> list[str]:
+        """People's lines: missing and extra by variant, then each field's groups."""
+        groups = self.of(check)
+        out = []
+        records = sum(self.variants.values())
+        for cause in ("missing in Postgres", "extra in Postgres"):
+            mine = [g for g in groups if g["cause"] == cause]
+            if not mine:
+                continue
+            n = sum(g["count"] for g in mine)
+            if cause.startswith("missing"):
+                counted = {g["variant"]: g for g in mine}
+                names = sorted(
+                    set(self.variants) | set(counted),
+                    key=lambda v: (-(counted[v]["count"] if v in counted else 0), v),
+                )
+                parts = []
+                for v in names:
+                    g = counted.get(v)
+                    if g is None:
+                        parts.append(f"{v} 0")
+                    elif g["share_percent"] is None:
+                        parts.append(f"{v} {g['count']}")
+                    else:
+                        parts.append(f"{v} {g['count']} ({g['share_percent']:g}% of that variant)")
+                out.append(f"{cause}: {n} of {records} records; by variant: " + ", ".join(parts))
+            else:
+                out.append(f"{cause}: {n} rows KV does not have")
+        for g in groups:
+            if g["field"]:
+                of = f" of {g['of_variant']}" if g["of_variant"] else ""
+                out.append(
+                    f"field {g['field']} differs on {g['count']}{of} {g['variant']} records: "
+                    f"{g['cause']}"
+                )
+        return out
+
+
 def _tallies() -> dict[str, Tally]:
     return {s: Tally() for s in SUBSETS}
 
@@ -64,6 +160,7 @@ class TypeComparison:
     # With Scope.collect: KV records missing or different in Postgres, Postgres-only keys.
     repairs: list[dict[str, Any]] = field(default_factory=list)
     pg_only: list[tuple[Any, ...]] = field(default_factory=list)
+    diagnosis: Diagnosis = field(default_factory=Diagnosis)
 
     def add(self, other: TypeComparison) -> None:
         self.kv_records += other.kv_records
@@ -79,6 +176,7 @@ class TypeComparison:
         self.findings.update(other.findings)
         self.repairs.extend(other.repairs)
         self.pg_only.extend(other.pg_only)
+        self.diagnosis.add(other.diagnosis)
 
 
 @dataclass
