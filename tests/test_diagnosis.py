@@ -7,8 +7,7 @@ from __future__ import annotations
 from fixtures.migration import Migration
 from phasegate.gates.phase_a import PhaseA
 from phasegate.inventory import take_inventory
-from phasegate.mappings import MAPPINGS
-from phasegate.mappings.base import variant_of
+from phasegate.mappings import variant_name
 
 SEED = 7
 
@@ -16,8 +15,7 @@ SEED = 7
 def _sources(m: Migration) -> dict[str, str]:
     """Each message id and the variant of the KV key it was decoded from."""
     decoded = take_inventory(m.kv).types["messages"].decoded
-    mapping = MAPPINGS["messages"]
-    return {key[0]: variant_of(mapping, src) for key, src in decoded.sources.items()}
+    return {key[0]: variant_name("messages", src) for key, src in decoded.sources.items()}
 
 
 def test_missing_records_are_diagnosed_by_variant(migration: Migration) -> None:

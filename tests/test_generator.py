@@ -24,14 +24,7 @@ def keyspace(scale: str, seed: int = 7) -> Keyspace:
 
 
 def typed_keys(ks: Keyspace) -> list[tuple[str, str]]:
-    parts = (
-        ("string", ks.strings),
-        ("hash", ks.hashes),
-        ("list", ks.lists),
-        ("set", ks.sets),
-        ("zset", ks.zsets),
-    )
-    return [(key, rtype) for rtype, part in parts for key in part]
+    return [(key, rtype) for rtype, key, _value in ks.typed()]
 
 
 def test_same_seed_same_keyspace_other_seed_other_keyspace() -> None:

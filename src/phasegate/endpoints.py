@@ -83,7 +83,17 @@ def query_of(read: ReadPath) -> Query:
     return found
 
 
+_PARAMS: dict[str, tuple[HttpParam, ...]] = {}
+
+
 def http_params(read: ReadPath) -> tuple[HttpParam, ...]:
+    """The read path's parameters as its endpoint takes them (worked out once)."""
+    if read.name not in _PARAMS:
+        _PARAMS[read.name] = _http_params(read)
+    return _PARAMS[read.name]
+
+
+def _http_params(read: ReadPath) -> tuple[HttpParam, ...]:
     out = []
     for p in query_of(read).params:
         http = read.http_name(p.name)

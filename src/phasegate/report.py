@@ -65,6 +65,14 @@ class Summary:
             return "inconclusive"
         return "pass"
 
+    def error_groups(self) -> list[tuple[str, list[str]]]:
+        """One entry per cause with the tests it broke: a store that went away breaks
+        every check the same way."""
+        by_message: dict[str, list[str]] = {}
+        for test, message in self.errors:
+            by_message.setdefault(message, []).append(test)
+        return list(by_message.items())
+
     def by_phase(self) -> dict[str, dict[str, dict[str, CheckResult]]]:
         out: dict[str, dict[str, dict[str, CheckResult]]] = {}
         for r in self.results:
@@ -156,7 +164,7 @@ def render_markdown(summary: Summary) -> str:
         lines.append("")
     if summary.errors:
         lines += ["## Errors (no verdict)", ""]
-        lines.extend(_grouped_errors(summary.errors))
+        lines.extend(_error_lines(summary.error_groups()))
         lines.append("")
     skipped = [r for r in summary.results if r.status == "skip"]
     if skipped:
@@ -169,13 +177,9 @@ def render_markdown(summary: Summary) -> str:
     return "\n".join(lines)
 
 
-def _grouped_errors(errors: Iterable[tuple[str, str]]) -> list[str]:
-    """One line per cause: a store that went away breaks every check the same way."""
-    by_message: dict[str, list[str]] = {}
-    for test, message in errors:
-        by_message.setdefault(message, []).append(test)
+def _error_lines(groups: list[tuple[str, list[str]]]) -> list[str]:
     lines = []
-    for message, tests in by_message.items():
+    for message, tests in groups:
         if len(tests) == 1:
             lines.append(f"- `{tests[0]}`: {message}")
         else:

@@ -46,7 +46,7 @@ def render_html(summary: Summary, history: Sequence[dict[str, Any]] = ()) -> str
         failed=[r for r in summary.results if r.status == "fail"],
         inconclusive=[r for r in summary.results if r.status == "inconclusive"],
         skipped=[r for r in summary.results if r.status == "skip"],
-        errors=_grouped(summary.errors),
+        errors=summary.error_groups(),
         changes=_changes(summary, same_phase[-1] if same_phase else None),
         load=_load(summary.results),
         plans=sorted((r for r in summary.results if "scans" in r.metrics), key=_row),
@@ -65,14 +65,6 @@ def _phases(summary: Summary) -> list[dict[str, Any]]:
         checks = sorted({c for t in types.values() for c in t}, key=order_of)
         out.append({"phase": phase, "checks": checks, "types": types})
     return out
-
-
-def _grouped(errors: Sequence[tuple[str, str]]) -> list[tuple[str, list[str]]]:
-    """One line per cause, with the tests it broke."""
-    by_message: dict[str, list[str]] = {}
-    for test, message in errors:
-        by_message.setdefault(message.splitlines()[0] if message else "", []).append(test)
-    return list(by_message.items())
 
 
 def _changes(summary: Summary, previous: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -66,11 +66,10 @@ from phasegate.app.modes import Modes
 from phasegate.app.reads import KvReads, PgReads, jsonable
 from phasegate.dualwrite.requests import StoresDownError, WriteError
 from phasegate.dualwrite.writer import Writer
-from phasegate.endpoints import ENDPOINTS, WRITES, http_params, required
+from phasegate.endpoints import ENDPOINTS, WRITES, catalog, http_params, required
 from phasegate.handles import canonical_handle
 from phasegate.journal import Journal
 from phasegate.mappings.declare import Params, ReadPath
-from phasegate.queries import load_catalog
 from phasegate.shadow import Shadow
 from phasegate.values import DecodeError
 
@@ -109,7 +108,7 @@ def create_app(
     defects: frozenset[str] = frozenset(),
 ) -> Starlette:
     inject = inject or Inject()
-    catalog = load_catalog()
+    queries = catalog()
     state: dict[str, Any] = {}
 
     @contextlib.asynccontextmanager
@@ -124,8 +123,8 @@ def create_app(
             socket_timeout=store_timeout_s,
             socket_connect_timeout=store_timeout_s,
         )
-        state["pg"] = PgReads(pool, catalog)
-        state["kv"] = KvReads(kv, catalog)
+        state["pg"] = PgReads(pool, queries)
+        state["kv"] = KvReads(kv, queries)
         state["writer"] = Writer(
             kv,
             pool,
@@ -152,11 +151,11 @@ def create_app(
     def read_route(reads: list[ReadPath]) -> Callable[[Request], Awaitable[Response]]:
         """The read paths served on one path: the first whose required query
         parameters the request carries (most specific first)."""
-        reads = sorted(reads, key=lambda r: -len(required(r)))
+        needs = sorted(((required(r), r) for r in reads), key=lambda pair: -len(pair[0]))
 
         async def handle(request: Request) -> Response:
             given = set(request.query_params)
-            endpoint = next((r for r in reads if required(r) <= given), reads[-1])
+            endpoint = next((r for need, r in needs if need <= given), needs[-1][1])
 
             async def answer() -> Response:
                 p = _params(endpoint, request)

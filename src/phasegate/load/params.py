@@ -71,9 +71,13 @@ def sample(conn: psycopg.Connection[Any], limit: int = LIMIT) -> Sets:
             columns = [d.name for d in cur.description or ()]
             fixed = dict(op.load_body)
             out[name] = [{**dict(zip(columns, row, strict=True)), **fixed} for row in cur]
-    for name, sets in out.items():
-        if not sets and users:
-            out[name] = [_fallback(READS.get(name), name, h) for h in users]
+            if not out[name]:  # every body field a real handle
+                out[name] = [{**dict.fromkeys(columns, h), **fixed} for h in users]
+    for name, read in READS.items():
+        if read.weight and not out[name]:
+            names = [p.name for p in query_of(read).params]
+            fallback = [{p: 50 if p == "limit" else h for p in names} for h in users]
+            out[name] = [{**sets, **dict(read.load_fixed)} for sets in fallback]
     if not users or not any(out.values()):
         raise UsageError(
             "no users and no rows for any endpoint in the database: load needs seeded, "
@@ -81,16 +85,6 @@ def sample(conn: psycopg.Connection[Any], limit: int = LIMIT) -> Sets:
             hint="phasegate seed, schema apply and backfill first (or run the sandbox default)",
         )
     return out
-
-
-def _fallback(read: ReadPath | None, name: str, handle: str) -> dict[str, Any]:
-    if read is None:  # a write: every body field of its sample a handle
-        op = WRITES[name]
-        fields = [c.alias_or_name for c in sqlglot.parse_one(op.load_sample).expressions]
-        return {**dict.fromkeys(fields, handle), **dict(op.load_body)}
-    query = query_of(read)
-    sets = {p.name: 50 if p.name == "limit" else handle for p in query.params}
-    return {**sets, **dict(read.load_fixed)}
 
 
 def write(params: Sets, path: Path) -> Path:

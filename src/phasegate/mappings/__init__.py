@@ -191,6 +191,22 @@ def classify(key: str, rtype: str) -> Classified:
     return Classified("unmapped")
 
 
+def variant_name(type_id: str, key: str) -> str:
+    """The variant and key pattern of the KV key a record came from (``key#field``
+    inside containers), for grouping differences; a borrowed key (achievements in
+    streaks) by its first segment.
+
+    >>> variant_name("messages", "vibe:messages#3"), variant_name("achievements", "streak:al")
+    ('scheme1 vibe:messages', 'streak:*')
+    """
+    base = key.split("#", 1)[0]
+    head = base.split(":", 1)[0]
+    for how, what, rule in _rules().get(head, ()):
+        if rule.type_id == type_id and rule.pattern is not None and _matches(base, how, what):
+            return f"{rule.pattern.variant} {rule.glob}"
+    return f"{head}:*"
+
+
 __all__ = [
     "EXTRA_MODULES",
     "EXTRA_TYPES",
@@ -201,4 +217,5 @@ __all__ = [
     "Classified",
     "Mapping",
     "classify",
+    "variant_name",
 ]

@@ -272,32 +272,6 @@ def holds_records(mapping: Mapping, key: str) -> bool:
     ) or not any(fnmatch.fnmatchcase(base, p.glob) for p in mapping.patterns)
 
 
-_VARIANTS: dict[str, list[tuple[str, str, str]]] = {}
-
-
-def variant_of(mapping: Mapping, source: str) -> str:
-    """The variant (and its key pattern) of the KV key a record came from, for
-    grouping differences: ``scheme2 msg:*``; data patterns first.
-
-    >>> from phasegate.mappings import MAPPINGS
-    >>> variant_of(MAPPINGS["messages"], "vibe:messages#3"), variant_of(MAPPINGS["messages"], "x")
-    ('scheme1 vibe:messages', 'x:*')
-    """
-    matchers = _VARIANTS.get(mapping.type_id)
-    if matchers is None:
-        ordered = sorted(mapping.patterns, key=lambda p: p.role != "data")
-        matchers = _VARIANTS[mapping.type_id] = [
-            (p.glob, p.glob[:-1] if p.glob.endswith("*") else "", f"{p.variant} {p.glob}")
-            for p in ordered
-        ]
-    base = source.split("#", 1)[0]
-    for glob, prefix, name in matchers:
-        simple = prefix and not any(ch in prefix for ch in "*?[")
-        if base.startswith(prefix) if simple else fnmatch.fnmatchcase(base, glob):
-            return name
-    return f"{base.split(':', 1)[0]}:*"  # a borrowed key (achievements in streaks)
-
-
 def suffix(key: str, prefix: str) -> str:
     """The part of ``key`` after ``prefix``.
 

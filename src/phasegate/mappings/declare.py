@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,16 +123,14 @@ class WriteOp:
     load_sample: str = ""
     load_body: tuple[tuple[str, Any], ...] = ()
     type_id: str = ""  # set by the endpoint table from the declaring mapping
-    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def function(self) -> Callable[..., Awaitable[Any]]:
-        if "fn" not in self._cache:
-            module, _, name = self.run.partition(":")
-            try:
-                self._cache["fn"] = getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError) as exc:
-                raise ValueError(f"write op {self.name}: cannot load {self.run!r}: {exc}") from exc
-        return self._cache["fn"]  # type: ignore[no-any-return]
+        """The op's function (its module imported on first use, then from sys.modules)."""
+        module, _, name = self.run.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"write op {self.name}: cannot load {self.run!r}: {exc}") from exc
 
 
 # The helpers KV shapes are written with.

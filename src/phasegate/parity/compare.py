@@ -32,7 +32,7 @@ from psycopg import sql
 from phasegate.findings import Severity
 from phasegate.inventory import classified_entries, key_finding
 from phasegate.keyspace import KvEntry
-from phasegate.mappings import MAPPINGS
+from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import (
     Decoded,
     Mapping,
@@ -40,7 +40,6 @@ from phasegate.mappings.base import (
     RecordKey,
     VariantEntry,
     holds_records,
-    variant_of,
 )
 from phasegate.parity.buckets import row_bucket, split
 from phasegate.parity.diff import (
@@ -286,17 +285,17 @@ def _compare_type(
     allowed = scope.allow.for_type(type_id, pg)
     result = TypeComparison(type_id, len(kv), len(pg), len(allowed & pg.keys()))
     why = result.diagnosis
-    variants = {key: variant_of(mapping, source) for key, source in decoded.sources.items()}
-    for variant in variants.values():
-        why.seen(variant)
+    variants = {key: variant_name(type_id, source) for key, source in decoded.sources.items()}
+    why.variants.update(variants.values())
     for finding in decoded.findings:
         result.findings[finding.kind] += 1
         if finding.severity == Severity.ERROR:
             result.errors.note(str(finding))
             if finding.kind in LOST_KINDS and holds_records(mapping, finding.key):
                 result.undecodable += 1
-                why.seen(variant_of(mapping, finding.key))
-                why.note("counts", variant_of(mapping, finding.key), "", "missing in Postgres")
+                lost = variant_name(type_id, finding.key)
+                why.seen(lost)
+                why.note("counts", lost, "", "missing in Postgres")
                 result.missing.note(
                     f"missing in Postgres: {finding.key} could not be decoded ({finding.detail})"
                 )

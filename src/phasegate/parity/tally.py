@@ -61,21 +61,16 @@ class Diagnosis:
     def seen(self, variant: str, records: int = 1) -> None:
         self.variants[variant] += records
 
-    def note(self, check: str, variant: str, field_name: str, cause: str) -> None:
+    def note(self, check: str, variant: str, field_name: str, cause: str, n: int = 1) -> None:
         key = (check, variant, field_name, cause)
         if key not in self.groups and len(self.groups) >= MAX_GROUPS:
             key = (check, variant, field_name, "other")
-        self.groups[key] += 1
+        self.groups[key] += n
 
     def add(self, other: Diagnosis) -> None:
         for key, n in other.groups.items():
-            self._bulk(key, n)
+            self.note(*key, n=n)
         self.variants.update(other.variants)
-
-    def _bulk(self, key: tuple[str, str, str, str], n: int) -> None:
-        if key not in self.groups and len(self.groups) >= MAX_GROUPS:
-            key = (*key[:3], "other")
-        self.groups[key] += n
 
     def of(self, check: str) -> list[dict[str, Any]]:
         """The check's groups, largest first, with their share of the variant."""

@@ -8,7 +8,7 @@ commands, not millions.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,16 @@ class Keyspace:
         return sum(
             len(part) for part in (self.strings, self.hashes, self.lists, self.sets, self.zsets)
         )
+
+    def typed(self) -> Iterator[tuple[str, str, Any]]:
+        """Every key with its Redis TYPE and value (hash fields as bytes, as Redis gives them)."""
+        yield from (("string", k, v) for k, v in self.strings.items())
+        yield from (
+            ("hash", k, {f.encode(): v for f, v in h.items()}) for k, h in self.hashes.items()
+        )
+        yield from (("list", k, v) for k, v in self.lists.items())
+        yield from (("set", k, v) for k, v in self.sets.items())
+        yield from (("zset", k, v) for k, v in self.zsets.items())
 
     def apply(self, cmd: tuple[Any, ...]) -> None:
         """One Redis write command (as a mapping's ``kv_put`` gives it), in memory."""
