@@ -32,8 +32,9 @@ from phasegate.gates.result import CheckResult
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
 from phasegate.queries import load_catalog
-from phasegate.report import EXIT_BY_VERDICT, Summary, new_run_id
+from phasegate.report import Summary, new_run_id
 from phasegate.report import write as write_report
+from phasegate.report_build import build
 from phasegate.seed.generator import SCALES, generate
 from phasegate.settings import Settings, redact_url
 from phasegate.shapes import SchemaModel
@@ -138,15 +139,15 @@ def run_demo(settings: Settings, console: Console) -> int:
                 phase=None,
                 results=summary.results + tuple(dual) + tuple(cutover) + tuple(load),
             )
-        print_summary(summary, console)
+        built = build(summary)
+        print_summary(built, console)
         folder = write_report(summary, settings.reports_dir)
-        verdicts = summary.as_dict()["phases"]
         console.print(
             "[bold]"
-            + ", ".join(f"Phase {p} verdict: {v['verdict'].upper()}" for p, v in verdicts.items())
-            + f"[/]; report: {folder}/report.md"
+            + ", ".join(f"Phase {p.phase} verdict: {p.verdict.upper()}" for p in built.phases)
+            + f"[/]; report: {folder}/index.html"
         )
-    return EXIT_BY_VERDICT[summary.verdict]
+    return built.exit_code
 
 
 DEMO_LOAD_USERS = 100

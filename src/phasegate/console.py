@@ -30,7 +30,9 @@ from phasegate.inventory import Inventory
 from phasegate.load.stats import LoadResult
 from phasegate.plans import PlanCheck
 from phasegate.reconcile import Reconciled
-from phasegate.report import Summary, reconcile_lines
+from phasegate.report_build import reconcile_section
+from phasegate.report_md import reconcile_keys
+from phasegate.report_model import Report
 from phasegate.shapes import NOTICES, SchemaModel, ShapeFinding, Statement
 
 
@@ -114,24 +116,43 @@ def print_findings(findings: list[Finding], console: Console, per_kind: int) -> 
             console.print(f"    ... {len(group) - per_kind} more")
 
 
-def print_summary(summary: Summary, console: Console) -> None:
-    for phase, types in summary.by_phase().items():
-        checks = list(dict.fromkeys(c for t in types.values() for c in t))
-        table = Table(title=f"Phase {phase}", title_justify="left")
+def print_summary(report: Report, console: Console) -> None:
+    """Per phase a table of types by checks, then what failed and why figures that
+    look alarming are expected, then each phase's verdict."""
+    colour = {"pass": "green", "fail": "red", "skip": "dim", "inconclusive": "yellow"}
+    for p in report.phases:
+        table = Table(title=f"Phase {p.phase}", title_justify="left")
         table.add_column("type")
-        for check in checks:
-            table.add_column(check)
-        colour = {"pass": "green", "fail": "red", "skip": "dim", "inconclusive": "yellow"}
-        for type_id, results in types.items():
+        for name in p.columns:
+            table.add_column(name)
+        for t in p.types:
             cells = [
-                f"[{colour[results[c].status]}]{results[c].status}[/]" if c in results else ""
-                for c in checks
+                f"[{colour[c.status]}]{c.status}[/]" if (c := t.cell(name)) else ""
+                for name in p.columns
             ]
-            table.add_row(type_id, *cells)
+            table.add_row(t.type_id, *cells)
         console.print(table)
-    for r in summary.results:
-        if r.status == "fail":
-            console.print(f"[red]{r.explain()}[/]")
+    for c in report.checks("fail"):
+        console.print(f"[red]{escape(c.type_id)}/{escape(c.name)}: {escape(c.message)}[/]")
+        for d in c.details:
+            console.print(f"  - {d}", markup=False)
+    for c in report.checks("inconclusive"):
+        console.print(f"[yellow]{escape(c.type_id)}/{escape(c.name)}: {escape(c.message)}[/]")
+    for e in report.errors:
+        console.print(f"[magenta]error in {len(e.tests)} checks: {escape(e.message)}[/]")
+    for b in report.bursts:
+        console.print(
+            f"burst {b.type_id}: {b.write_failure_percent:.1f}% of {b.writes} writes failed"
+            + (" (write-failure alert fired)" if b.write_alert else "")
+            + f", divergence {_percent(b.divergence_before_percent)} before reconcile and "
+            f"{_percent(b.divergence_after_percent)} after"
+        )
+    if report.bursts:
+        console.print(f"[dim]why these figures are expected: {report.bursts[0].why}[/]")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}%"
 
 
 def print_fk_report(report: FkReport, console: Console) -> None:
@@ -185,24 +206,24 @@ def print_load(result: LoadResult, out: Console, baseline: dict[str, float] | No
 
 
 def print_reconciled(result: Reconciled, out: Console) -> None:
+    section = reconcile_section(result)
     table = Table(title="reconcile", title_justify="left")
     for column in ("type", "differed", "repaired", "to KV", "Postgres-only", "still differ"):
         table.add_column(column, justify="left" if column == "type" else "right")
-    for t in result.types:
+    for row in section.rows:
         table.add_row(
-            t,
-            f"{result.differences_before.get(t, 0):,}",
-            f"{len(result.repaired.get(t, [])):,}",
-            f"{len(result.written_to_kv.get(t, [])):,}",
-            f"{len(result.pg_only.get(t, [])):,}",
-            f"{result.differences_after.get(t, 0):,}",
+            row.type_id,
+            f"{row.differed:,}",
+            f"{len(row.repaired):,}",
+            f"{len(row.written_to_kv):,}",
+            f"{len(row.pg_only):,}",
+            f"{row.differences_after:,}",
         )
     out.print(table)
-    for line in reconcile_lines(result)[2:]:
-        if line.startswith("- "):
-            out.print(line)
-    colour = "green" if result.closed else "red"
-    out.print(f"[{colour}]{result.verdict()}[/] in {result.seconds:.1f} s")
+    for line in reconcile_keys(section):
+        out.print(line, markup=False)
+    colour = "green" if section.closed else "red"
+    out.print(f"[{colour}]{escape(section.verdict)}[/] in {section.seconds:.1f} s")
 
 
 def print_shape_findings(
@@ -219,7 +240,13 @@ def print_shape_findings(
             console.print(f"    rewrite: {f.fix}", markup=False)
     defects = [f for f in findings if f.rule not in NOTICES]
     bad = len({f.statement for f in defects})
-    verdict = "[bold red]FAIL[/]" if defects else "[bold green]PASS[/]"
+    verdict = (
+        "[bold red]FAIL[/]"
+        if defects
+        else "[bold green]PASS[/]"
+        if statements
+        else "[bold yellow]INCONCLUSIVE[/] (no SQL statement found: nothing to judge)"
+    )
     console.print(
         f"{verdict} {len(statements)} statements checked against the {schema.origin}: "
         f"{len(statements) - bad} clean, {bad} with {len(defects)} findings"

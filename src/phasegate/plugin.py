@@ -30,6 +30,7 @@ from phasegate.errors import EXIT_GATE_FAILED, EXIT_USAGE, PhasegateError, Usage
 from phasegate.gates.result import CheckResult
 from phasegate.plans import PLAN_SCALE
 from phasegate.redact import redact
+from phasegate.report_model import EXIT_BY_VERDICT
 from phasegate.servers import Sandbox, open_sandbox, scratch_database, scratch_kv
 from phasegate.settings import PHASES, SETTINGS, Settings, redact_url, resolve
 from phasegate.stores import connect_kv
@@ -148,18 +149,33 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         )
 
 
+_FIRST_BROKEN: dict[str, str] = {}  # an environment error's one-line cause -> first test
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """An environment error (store unreachable, permission refused, timeout) is one
-    line naming the store, not a traceback; no report carries a secret."""
+    line naming the store, not a traceback; no report carries a secret.
+
+    A store that went away breaks every gate check the same way: the first check
+    it breaks (per process) is the error shown with its cause; the others are
+    shown as not run, naming it, so the terminal says the cause once. The report
+    still counts every one of them as an error, and the run exits 2."""
     rep = yield
     error = call.excinfo.value if call.excinfo is not None else None
     if isinstance(error, PhasegateError):
         message = redact(str(error))
-        rep.longrepr = f"phasegate: {message}"
-        rep.user_properties.append((ERROR_PROPERTY, message.splitlines()[0]))
+        cause = message.splitlines()[0]
+        rep.user_properties.append((ERROR_PROPERTY, cause))
+        first = _FIRST_BROKEN.setdefault(cause, item.nodeid)
+        if first == item.nodeid or "phase" not in item.keywords:
+            rep.longrepr = f"phasegate: {message}"
+        else:
+            rep.outcome = "skipped"
+            path, line, _ = item.location
+            rep.longrepr = (path, (line or 0) + 1, f"not run: {cause} (as {first})")
     elif rep.failed and rep.longrepr is not None:
         text = str(rep.longrepr)
         if redact(text) != text:
@@ -342,7 +358,7 @@ def _exit_status(pytest_status: int, verdict: str, phase: str | None) -> int:
 
     Without --phase the library's own tests ran too: their failures keep 1.
     """
-    gate = report.EXIT_BY_VERDICT[verdict]
+    gate = EXIT_BY_VERDICT[verdict]
     if pytest_status == pytest.ExitCode.INTERRUPTED:
         return EXIT_USAGE
     if phase is None and pytest_status == pytest.ExitCode.TESTS_FAILED and gate != EXIT_USAGE:

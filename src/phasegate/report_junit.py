@@ -7,10 +7,12 @@ inconclusive one is ``skipped`` with a message saying so, never a pass; a test
 that broke without a result is an ``error`` with its cause. Values are escaped
 by the XML writer, so any text a finding carries is safe.
 
+>>> from phasegate.gates.result import CheckResult
 >>> from phasegate.report import Summary
+>>> from phasegate.report_build import build
 >>> s = Summary("r1", "2026-11-25T16:00:00+00:00", "A", {},
 ...             (CheckResult("A", "friends", "counts", "fail", "1 missing", ("x",)),))
->>> print(render_junit(s).splitlines()[1])
+>>> print(render_junit(build(s)).splitlines()[1])
 <testsuites name="phasegate r1" tests="1" failures="1" errors="0" skipped="0">
 """
 
@@ -18,27 +20,20 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections import Counter
-from typing import TYPE_CHECKING
 
-from phasegate.gates.result import CheckResult
-
-if TYPE_CHECKING:  # report.py writes junit.xml with this module
-    from phasegate.report import Summary
+from phasegate.report_model import Report
 
 
-def render_junit(summary: Summary) -> str:
-    """The summary's checks as JUnit XML."""
-    by_phase: dict[str, list[CheckResult]] = {}
-    for r in summary.results:
-        by_phase.setdefault(r.phase, []).append(r)
-    root = ET.Element("testsuites", name=f"phasegate {summary.run_id}")
+def render_junit(report: Report) -> str:
+    """The report's checks as JUnit XML."""
+    root = ET.Element("testsuites", name=f"phasegate {report.run_id}")
     totals: Counter[str] = Counter()
-    for phase, results in sorted(by_phase.items()):
-        suite = ET.SubElement(root, "testsuite", name=f"phase {phase}")
+    for phase in report.phases:
+        suite = ET.SubElement(root, "testsuite", name=f"phase {phase.phase}")
         counts: Counter[str] = Counter()
-        for r in results:
+        for r in (c for t in phase.types for c in t.checks):
             case = ET.SubElement(
-                suite, "testcase", classname=f"phasegate.{phase}", name=f"{r.type_id}-{r.check}"
+                suite, "testcase", classname=f"phasegate.{phase.phase}", name=r.test_id
             )
             counts["tests"] += 1
             text = "\n".join(r.details) or None
@@ -51,12 +46,13 @@ def render_junit(summary: Summary) -> str:
                 counts["skipped"] += 1
         _attributes(suite, counts)
         totals.update(counts)
-    if summary.errors:
+    if report.errors:
         suite = ET.SubElement(root, "testsuite", name="errors")
-        for test, message in summary.errors:
+        tests = [(t, e.message) for e in report.errors for t in e.tests]
+        for test, message in tests:
             case = ET.SubElement(suite, "testcase", classname="phasegate.error", name=test)
             ET.SubElement(case, "error", message=message.splitlines()[0] if message else "")
-        errors = Counter(tests=len(summary.errors), errors=len(summary.errors))
+        errors = Counter(tests=len(tests), errors=len(tests))
         _attributes(suite, errors)
         totals.update(errors)
     _attributes(root, totals)

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from phasegate.console import print_plans, print_shape_findings
-from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 from phasegate.plans import MODES, PLAN_SCALE, check_plan
 from phasegate.queries import Query, load_catalog
 from phasegate.settings import Settings, redact_url
@@ -95,7 +95,9 @@ def _check(args: argparse.Namespace, settings: Settings) -> int:
         console.print(f"[dim]{note}[/]")
     findings = check_all(statements, schema) + check_schema(schema)
     print_shape_findings(statements, findings, schema, console)
-    return EXIT_GATE_FAILED if any(f.rule not in NOTICES for f in findings) else EXIT_OK
+    if any(f.rule not in NOTICES for f in findings):
+        return EXIT_GATE_FAILED
+    return EXIT_OK if statements else EXIT_INCONCLUSIVE  # no SQL found proves nothing
 
 
 def _plans(args: argparse.Namespace, settings: Settings) -> int:

@@ -171,6 +171,7 @@ def run_result(result: LoadResult, budgets: Budgets, artifacts: list[str]) -> Ch
             "cpu_percent": result.cpu_percent,
             "locust_exit_code": result.exit_code,
             "artifacts": artifacts,
+            "timeline": result.timeline,
         },
         thresholds={"throughput_rpm": budgets.throughput_rpm},
     )

@@ -16,7 +16,14 @@ from typing import Any
 import locust.stats
 from locust.env import Environment
 
-from phasegate.load.stats import Budgets, LoadResult, bucket_ms, endpoint_stats, judge
+from phasegate.load.stats import (
+    Budgets,
+    LoadResult,
+    bucket_ms,
+    endpoint_stats,
+    judge,
+    timeline,
+)
 
 locust.stats.bucket_response_time = bucket_ms  # 195 ms stays 195, not 200
 
@@ -100,6 +107,7 @@ def on_quitting(environment: Environment) -> None:
         endpoints=endpoints,
         cpu_percent=round(cpu, 1),
         cpu_saturated=saturated,
+        timeline=timeline(list(getattr(stats, "history", []))),
     )
     budgets = Budgets(
         options.p95_budget_ms,

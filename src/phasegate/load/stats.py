@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,8 @@ class LoadResult:
     cpu_saturated: bool
     exit_code: int = 0
     reasons: list[str] = field(default_factory=list)
+    # the whole run's latency every 5 s (Locust's history): second, p50_ms, p95_ms, rps, users
+    timeline: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -141,6 +144,32 @@ class LoadResult:
     @classmethod
     def read(cls, path: Path) -> LoadResult:
         return cls.from_json(path.read_text())
+
+
+def timeline(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Locust's stats history (one entry per 5 s, timestamps to the second) as points
+    from the first entry on.
+
+    >>> timeline([{"time": "2026-12-03T12:00:00Z", "response_time_percentile_0.5": ["", 4],
+    ...   "response_time_percentile_0.95": ["", 9], "current_rps": ["", 50.0],
+    ...   "user_count": ["", 10]}])
+    [{'second': 0.0, 'p50_ms': 4.0, 'p95_ms': 9.0, 'rps': 50.0, 'users': 10}]
+    """
+    points: list[dict[str, float]] = []
+    start: datetime | None = None
+    for entry in history:
+        at = datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00"))
+        start = start or at
+        points.append(
+            {
+                "second": (at - start).total_seconds(),
+                "p50_ms": float(entry["response_time_percentile_0.5"][1] or 0),
+                "p95_ms": float(entry["response_time_percentile_0.95"][1] or 0),
+                "rps": round(float(entry["current_rps"][1] or 0), 1),
+                "users": int(entry["user_count"][1] or 0),
+            }
+        )
+    return points
 
 
 def endpoint_stats(
