@@ -188,7 +188,9 @@ def test_reconcile_repairs_reports_and_then_has_nothing_to_do(
     )
     assert seeded_kv.sismember(f"friends:{a}", b)
     report = json.loads(next((tmp_path / "reports" / "reconcile").glob("*.json")).read_text())
-    assert report["reconcile"]["types"]["messages"]["repaired"] == sorted([f"messages:{lost}", f"messages:{changed}"])
+    assert report["reconcile"]["types"]["messages"]["repaired"] == sorted(
+        [f"messages:{lost}", f"messages:{changed}"]
+    )
     code, out, _ = run(capsys, *common)
     assert code == 0
     assert "nothing to repair; 1 Postgres-only rows reported, left alone" in out

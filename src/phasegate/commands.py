@@ -32,7 +32,7 @@ from phasegate.gates.result import CheckResult
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
 from phasegate.queries import load_catalog
-from phasegate.report import Summary, new_run_id
+from phasegate.report import Summary, new_run_id, versions
 from phasegate.report import write as write_report
 from phasegate.report_build import build
 from phasegate.seed.generator import SCALES, generate
@@ -232,6 +232,7 @@ def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summar
             "full": gate.full,
             "kv": redact_url(kv),
             "pg": redact_url(pg),
+            "versions": versions(),
         },
         results=tuple(results),
     )

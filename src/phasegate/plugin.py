@@ -13,7 +13,6 @@ gate deadline passed), 3 inconclusive (nothing to judge).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import signal
@@ -93,10 +92,6 @@ def settings_of(config: pytest.Config) -> Settings:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     s = settings_of(config)
-    versions = ", ".join(
-        f"{name} {importlib.metadata.version(name)}"
-        for name in ("phasegate", "psycopg", "redis", "sqlglot", "hypothesis")
-    )
     kv, pg = redact_url(s.kv_url or "(sandbox)"), redact_url(s.pg_url or "(sandbox)")
     targets = f"targets: kv {kv}, pg {pg}"
     sandbox = (
@@ -104,7 +99,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         f"kv {redact_url(s.sandbox_kv_url or 'embedded/docker')}"
     )
     return [
-        f"phasegate: phase {s.phase or 'all'}, seed {s.seed}, scale {s.scale}; {versions}",
+        f"phasegate: phase {s.phase or 'all'}, seed {s.seed}, scale {s.scale}; "
+        + report.versions(),
         targets,
         sandbox,
     ]
@@ -328,6 +324,7 @@ class GateReporter:
                 "kv": redact_url(s.kv_url) if s.kv_url else f"sandbox ({s.scale} fixture)",
                 "pg": redact_url(s.pg_url) if s.pg_url else "sandbox",
                 **self._plan_context(s),
+                "versions": report.versions(),
             },
             results=tuple(self.results.results),
             phase_skips=tuple(self.results.phase_skips),

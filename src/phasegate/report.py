@@ -11,6 +11,7 @@ The fields of summary.json are documented in reports/README.md.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import secrets
 import shutil
@@ -71,6 +72,14 @@ class Summary:
         for test, message in self.errors:
             by_message.setdefault(message, []).append(test)
         return list(by_message.items())
+
+
+def versions() -> str:
+    """The versions a verdict depends on, for the report header and the terminal."""
+    return ", ".join(
+        f"{name} {importlib.metadata.version(name)}"
+        for name in ("phasegate", "psycopg", "redis", "sqlglot", "hypothesis")
+    )
 
 
 def new_run_id() -> str:

@@ -220,12 +220,13 @@ def _plans_lines(plans: tuple[Plan, ...]) -> list[str]:
         mode = p.mode + (" (forced)" if p.forced else "")
         scans = "; ".join(f"`{s}`" for s in p.scans)
         lines.append(f"| {p.type_id} | {mode} | {_MARK[p.status]} | {ms} | {p.buffers} | {scans} |")
-    lines += [
-        "",
-        "forced: the table is below the Seq Scan threshold, so the plan shown was "
-        "made with enable_seqscan off to judge the index.",
-        "",
-    ]
+    lines.append("")
+    if any(p.forced for p in plans):
+        lines += [
+            "forced: the table is below the Seq Scan threshold, so the plan shown was "
+            "made with enable_seqscan off to judge the index.",
+            "",
+        ]
     return lines
 
 

@@ -29,7 +29,7 @@ EXIT_BY_VERDICT = {
 RECONCILE_SHOWN = 5  # keys listed per type and kind
 
 BURST_WHY = (
-    "Each burst sends the type's app writes through the reference service in dual "
+    "each burst sends the type's app writes through the reference service in dual "
     "mode, one window per fault (none, Postgres and KV dropped, stalled, paused, "
     "backends terminated, each server killed and restarted), so a high share of "
     "failed writes and the write-failure alert are the faults working as injected. "
