@@ -4,6 +4,7 @@ pytest_plugins = [
     "phasegate.plugin",
     "fixtures.stores",
     "fixtures.migration",
+    "fixtures.phase_d",
     "fixtures.plans",
     "fixtures.load",
 ]

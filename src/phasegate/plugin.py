@@ -83,7 +83,7 @@ RESULT_PROPERTY = "phasegate_result"
 ERROR_PROPERTY = "phasegate_error"
 # Fixtures that hand a test the *target* stores when --kv-url/--pg-url are given:
 # only gate tests may use them; the library's own tests use the sandbox.
-TARGET_FIXTURES = frozenset({"phase_a", "plan_db", "load_run", "shape_schema"})
+TARGET_FIXTURES = frozenset({"phase_a", "phase_d", "plan_db", "load_run", "shape_schema"})
 
 
 def settings_of(config: pytest.Config) -> Settings:

@@ -62,6 +62,9 @@ class Settings:
     burst_writes: int
     store_timeout: float
     gate_timeout: float
+    archive: str | None
+    archive_retention_days: int
+    restore_ttl_tolerance: float
     reports_dir: str
     reports_keep: int
     mappings: str | None

@@ -238,6 +238,28 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds a whole gate run (pytest --phase=X) may take before it stops as an error.",
         "S",
     ),
+    Setting(
+        "archive",
+        None,
+        str,
+        "Phase D: the KV archive to gate (a folder `phasegate archive` wrote); default: "
+        "the gate takes one of --kv-url (read only) into a temporary folder.",
+        "DIR",
+    ),
+    Setting(
+        "archive_retention_days",
+        30,
+        _positive,
+        "Phase D: days an archive is kept before it may be deleted (the spec's 30).",
+        "DAYS",
+    ),
+    Setting(
+        "restore_ttl_tolerance",
+        5.0,
+        _seconds,
+        "Phase D: seconds a restored key's expiry may differ from the archive's.",
+        "S",
+    ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
     Setting("reports_keep", 20, _positive, "Run folders kept in reports_dir (older pruned).", "N"),
     Setting(

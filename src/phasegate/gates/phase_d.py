@@ -1,0 +1,261 @@
+"""The Phase D gate: can KV be deprecated? Its archive is whole, restores, and is kept.
+
+Checks per data type (row ``keyspace`` for KV-only and unmapped keys; the
+retention check on row ``archive``):
+
+- ``archive-complete``: every key the live store holds is in the archive, of the
+  same Redis type, its archived value's digest (recomputed, never trusted from
+  the file) equal to the live value's, and its expiry kept (within the restore
+  tolerance). A short-lived KV-only key (a rate limit) made after the archive
+  was taken is noted, not a failure.
+- ``restore-drill``: the archive restored into an empty scratch Redis of the
+  sandbox holds every archived key, type, value and expiry (within
+  ``restore_ttl_tolerance``), and the Phase A comparison (counts and every
+  record) of the restored KV against Postgres passes.
+- ``retention``: the archive may be deleted no sooner than
+  ``archive_retention_days`` (30) after it was taken, and it verifies against
+  its manifest.
+
+The live store and Postgres are only read. Memory: the archive's index (key,
+type, digest, expiry; about 200 bytes a key) is held while the live store is
+scanned.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import redis
+
+from phasegate import archive
+from phasegate.archive import Entry
+from phasegate.gates.phase_a import PhaseA
+from phasegate.gates.registry import PHASE_CHECKS
+from phasegate.gates.result import CheckResult, verdict
+from phasegate.keyspace import key_text
+from phasegate.mappings import MAPPINGS, classify
+from phasegate.parity.postgres import PgConn
+
+PHASE = "D"
+CHECKS = PHASE_CHECKS["D"]
+KEYSPACE = "keyspace"  # the row of keys no mapping owns
+ARCHIVE = "archive"  # the row of the retention check
+
+
+def _keys_of(type_id: str) -> str:
+    """The type whose keys hold ``type_id``'s records (achievements ride in streaks)."""
+    mapping = MAPPINGS.get(type_id)
+    return mapping.carried_by or type_id if mapping else type_id
+
+
+def row_of(entry: Entry) -> str:
+    """The report row of a key: its data type, or ``keyspace``."""
+    found = classify(entry.name, entry.rtype)
+    return found.type_id if found.kind in ("mapped", "wrong_type") and found.type_id else KEYSPACE
+
+
+@dataclass(frozen=True)
+class Indexed:
+    rtype: str
+    digest: str
+    expire_at_ms: int | None
+
+
+def _expiry_problem(
+    name: str, kept: int | None, expected: int | None, tolerance_ms: float, what: str
+) -> str | None:
+    if expected is None and kept is None:
+        return None
+    if expected is None:
+        return f"{name}: {what} expires at {kept} ms, the source never expires"
+    if kept is None:
+        return f"{name}: expiry lost: {what} never expires, the source expires at {expected} ms"
+    if abs(kept - expected) > tolerance_ms:
+        return f"{name}: {what} expires {(kept - expected) / 1000:+.1f} s from the source"
+    return None
+
+
+@dataclass
+class Tallies:
+    """Per row: keys judged and what was wrong."""
+
+    keys: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+@dataclass
+class PhaseD:
+    """The Phase D checks: a live KV (read only), its archive, Postgres, and an empty
+    scratch Redis for the restore drill."""
+
+    kv: redis.Redis
+    pg: PgConn
+    folder: Path
+    scratch: Callable[[], redis.Redis]  # an empty Redis DB of the sandbox, made when needed
+    seed: int
+    sample_rate: float
+    retention_days: int = archive.RETENTION_DAYS
+    ttl_tolerance_s: float = 5.0
+
+    def run(self, check: str, type_id: str) -> CheckResult:
+        if check not in CHECKS:
+            raise ValueError(f"unknown Phase D check {check!r}")
+        if check == "retention":
+            return self.check_retention()
+        if check == "archive-complete":
+            return self._judge(type_id, check, self.completeness, "archived")
+        return self._judge(type_id, check, self.drill, "restored")
+
+    @cached_property
+    def manifest(self) -> archive.Manifest:
+        return archive.Manifest.read(self.folder)
+
+    def _index(self) -> dict[bytes, Indexed]:
+        return {
+            e.key: Indexed(e.rtype, archive.digest(e.rtype, e.value), e.expire_at_ms)
+            for e in archive.entries(self.folder)
+        }
+
+    @cached_property
+    def completeness(self) -> Tallies:
+        """Every live key against the archive."""
+        index = self._index()
+        out = Tallies()
+        tolerance = self.ttl_tolerance_s * 1000
+        for live in archive.live_entries(self.kv):
+            row = row_of(live)
+            out.keys[row] += 1
+            kept = index.pop(live.key, None)
+            if kept is None:
+                if live.expire_at_ms is not None and row == KEYSPACE:
+                    out.notes[row].append(f"{live.name}: short-lived, made after the archive")
+                else:
+                    out.problems[row].append(f"{live.name}: missing from the archive")
+                continue
+            if kept.rtype != live.rtype:
+                out.problems[row].append(
+                    f"{live.name}: archived as a {kept.rtype}, the store holds a {live.rtype}"
+                )
+            elif kept.digest != live.digest:
+                out.problems[row].append(
+                    f"{live.name}: the archived value differs from the store's "
+                    f"(digest {kept.digest[:12]}, live {live.digest[:12]})"
+                )
+            elif problem := _expiry_problem(
+                live.name, kept.expire_at_ms, live.expire_at_ms, tolerance, "the archived key"
+            ):
+                out.problems[row].append(problem)
+        for key in index:
+            out.notes[KEYSPACE].append(f"{key_text(key)}: archived, since gone from the store")
+        return out
+
+    @cached_property
+    def drill(self) -> Tallies:
+        """The archive restored into an empty scratch Redis, read back key by key, then
+        the Phase A comparison of the restored KV against Postgres."""
+        scratch = self.scratch()
+        archive.restore(self.folder, scratch)
+        out = Tallies()
+        tolerance = self.ttl_tolerance_s * 1000
+        for batch in _batches(archive.entries(self.folder), archive.BATCH):
+            restored = archive.read_live(scratch, [e.key for e in batch])
+            for kept, back in zip(batch, restored, strict=True):
+                row = row_of(kept)
+                out.keys[row] += 1
+                if back is None:
+                    if kept.expire_at_ms is None:
+                        out.problems[row].append(f"{kept.name}: not restored")
+                    continue
+                if back.rtype != kept.rtype or back.digest != archive.digest(
+                    kept.rtype, kept.value
+                ):
+                    out.problems[row].append(
+                        f"{kept.name}: restored value differs from the archive"
+                    )
+                elif problem := _expiry_problem(
+                    kept.name, back.expire_at_ms, kept.expire_at_ms, tolerance, "the restored key"
+                ):
+                    out.problems[row].append(problem)
+        parity = PhaseA(scratch, self.pg, self.seed, self.sample_rate, full=True)
+        for type_id in [t for t in MAPPINGS if out.keys.get(_keys_of(t))]:
+            for check in ("counts", "full"):
+                result = parity.run(check, type_id)
+                if result.status == "fail":
+                    out.problems[type_id].append(
+                        f"Phase A {check} on the restored KV: {result.message}"
+                    )
+                    out.problems[type_id].extend(f"  {d}" for d in result.details[:5])
+        scratch.close()
+        return out
+
+    def _judge(self, type_id: str, check: str, tallies: Tallies, done: str) -> CheckResult:
+        carrier = _keys_of(type_id)
+        if carrier != type_id and check == "archive-complete":
+            return CheckResult(
+                PHASE,
+                type_id,
+                check,
+                "skip",
+                f"{type_id} live inside {carrier} keys: archived with them ({carrier} row)",
+            )
+        keys = tallies.keys.get(carrier, 0)
+        notes = tallies.notes.get(type_id, [])
+        if not keys and type_id == KEYSPACE:
+            return CheckResult(PHASE, type_id, check, "skip", "no KV-only or unmapped keys")
+        if not keys:
+            return CheckResult(
+                PHASE,
+                type_id,
+                check,
+                "inconclusive",
+                f"no {type_id} keys in the store: nothing to judge",
+            )
+        return verdict(
+            PHASE,
+            type_id,
+            check,
+            tallies.problems.get(type_id, []),
+            ok=f"all {keys:,} {type_id} keys {done} with type, value and expiry"
+            + (f" ({len(notes)} noted: {notes[0]})" if notes else ""),
+            bad=f"{{n}} of {keys:,} {type_id} keys not {done} as they are",
+            metrics={"keys": keys, "noted": len(notes)},
+            thresholds={"ttl_tolerance_s": self.ttl_tolerance_s},
+        )
+
+    def check_retention(self) -> CheckResult:
+        m = self.manifest
+        problems = []
+        if m.retention.days < self.retention_days:
+            problems.append(
+                f"the archive may be deleted after {m.delete_after}: {m.retention.days} days "
+                f"after it was taken ({m.taken_at}), fewer than {self.retention_days}"
+            )
+        checked = archive.verify(self.folder)
+        problems += checked.problems
+        return verdict(
+            PHASE,
+            ARCHIVE,
+            "retention",
+            problems,
+            ok=f"{m.keys:,} keys taken {m.taken_at}, kept until {m.delete_after} "
+            f"({m.retention.days} days); the archive verifies against its manifest",
+            bad="{n} problems with the archive's retention or integrity",
+            metrics={"keys": m.keys, "retention_days": m.retention.days, "sha256": m.sha256},
+            thresholds={"retention_days": self.retention_days},
+        )
+
+
+def _batches(items: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
+    batch: list[Entry] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
