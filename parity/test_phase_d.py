@@ -20,8 +20,10 @@ from phasegate.plugin import conclude
 
 pytestmark = pytest.mark.phase("D")
 
-CASES = [(t, c) for t in (KEYSPACE, *TYPE_IDS) for c in ("archive-complete", "restore-drill")] + [
-    (ARCHIVE, "retention")
+CASES = [
+    *((t, c) for t in (KEYSPACE, *TYPE_IDS) for c in ("archive-complete", "restore-drill")),
+    *((t, "kv-free-reads") for t in TYPE_IDS),
+    (ARCHIVE, "retention"),
 ]
 
 

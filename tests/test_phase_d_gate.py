@@ -111,10 +111,24 @@ def gate(migration: Migration, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cal
         def scratch() -> redis.Redis:
             return connect_kv(stack.enter_context(scratch_kv(sandbox.kv_url)))
 
-        yield lambda: PhaseD(migration.kv, migration.pg, folder, scratch, SEED, 10.0)
+        def make(defects: tuple[str, ...] = ()) -> PhaseD:
+            return PhaseD(
+                migration.kv,
+                migration.pg,
+                folder,
+                scratch,
+                SEED,
+                10.0,
+                kv_url=migration.kv_url,
+                pg_url=migration.pg_url,
+                work=tmp_path / "service",
+                defects=defects,
+            )
+
+        yield make
 
 
-def test_a_clean_archive_passes_every_check(gate: Callable[[], PhaseD]) -> None:
+def test_a_clean_archive_passes_every_check(gate: Callable[..., PhaseD]) -> None:
     d = gate()
     for type_id in ("users", "messages", "friends", "invites", "streaks"):
         for check in ("archive-complete", "restore-drill"):
@@ -124,7 +138,7 @@ def test_a_clean_archive_passes_every_check(gate: Callable[[], PhaseD]) -> None:
     assert d.run("retention", "archive").status == "pass"
 
 
-def test_a_key_missing_from_the_archive_fails_naming_it(gate: Callable[[], PhaseD]) -> None:
+def test_a_key_missing_from_the_archive_fails_naming_it(gate: Callable[..., PhaseD]) -> None:
     d = gate()
     dropped: list[bytes] = []
 
@@ -142,7 +156,7 @@ def test_a_key_missing_from_the_archive_fails_naming_it(gate: Callable[[], Phase
 
 
 def test_a_corrupted_value_fails_verify_retention_and_completeness(
-    gate: Callable[[], PhaseD],
+    gate: Callable[..., PhaseD],
 ) -> None:
     d = gate()
     path = d.folder / archive.KEYS_FILE
@@ -164,7 +178,7 @@ def test_a_corrupted_value_fails_verify_retention_and_completeness(
     assert f"{name}: the archived value differs from the store's" in complete.explain()
 
 
-def test_a_lost_ttl_fails_naming_the_key(gate: Callable[[], PhaseD], migration: Migration) -> None:
+def test_a_lost_ttl_fails_naming_the_key(gate: Callable[..., PhaseD], migration: Migration) -> None:
     d = gate()
     volatile = next(
         k
@@ -190,7 +204,7 @@ def _problems(d: PhaseD, check: str, type_id: str) -> str:
 
 
 def test_a_value_changed_before_the_restore_fails_the_drill_naming_the_field(
-    gate: Callable[[], PhaseD],
+    gate: Callable[..., PhaseD],
 ) -> None:
     """A self-consistent archive whose message text differs from the store: the
     restored KV no longer matches Postgres, and the drill's Phase A names it."""
@@ -218,7 +232,7 @@ def test_a_value_changed_before_the_restore_fails_the_drill_naming_the_field(
     assert f"{changed[0]}: the archived value differs" in complete.explain()
 
 
-def test_an_archive_kept_fewer_than_30_days_fails_retention(gate: Callable[[], PhaseD]) -> None:
+def test_an_archive_kept_fewer_than_30_days_fails_retention(gate: Callable[..., PhaseD]) -> None:
     d = gate()
     path = d.folder / archive.MANIFEST
     manifest = json.loads(path.read_text())
@@ -266,3 +280,20 @@ def test_the_cli_archives_verifies_and_restores(
         assert main(["archive", "verify", folder]) == 1
         assert "x: its value does not match its digest" in capsys.readouterr().out
         source.close()
+
+
+def test_kv_free_reads_pass_and_a_read_path_still_touching_kv_fails(
+    gate: Callable[..., PhaseD],
+) -> None:
+    """Every read endpoint answers the same with KV on a dead port; a service whose
+    Postgres read path still calls KV fails it, naming the endpoint and request."""
+    clean = gate()
+    for type_id in ("messages", "friends", "users"):
+        result = clean.run("kv-free-reads", type_id)
+        assert result.status == "pass", result.explain()
+    assert clean.run("kv-free-reads", "achievements").status == "skip"
+    broken = gate(("pg-read-touches-kv",)).run("kv-free-reads", "messages")
+    assert broken.status == "fail"
+    text = broken.explain()
+    assert "inbox {" in text
+    assert "once KV was gone (the path still reads KV)" in text

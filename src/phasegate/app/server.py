@@ -123,6 +123,7 @@ def create_app(
             socket_timeout=store_timeout_s,
             socket_connect_timeout=store_timeout_s,
         )
+        state["kv_client"] = kv
         state["pg"] = PgReads(pool, queries)
         state["kv"] = KvReads(kv, queries)
         state["writer"] = Writer(
@@ -160,6 +161,8 @@ def create_app(
             async def answer() -> Response:
                 p = _params(endpoint, request)
                 source = modes.read[endpoint.type_id]
+                if source == "pg" and "pg-read-touches-kv" in defects:
+                    await state["kv_client"].exists("phasegate:defect")  # the defect itself
                 reader = state["shadows"][source] if shadow else state[source]
                 rows = await reader.read(endpoint, p)
                 if endpoint.one:

@@ -51,7 +51,14 @@ from phasegate.journal import Entry, Journal, Side
 Json = dict[str, Any]
 WINDOW = 1000
 CATCH_UP_EVERY_S = 0.25
-DEFECTS = ("kv-skipped-when-pg-fails", "new-id-on-retry", "replay-out-of-order")
+# Rules broken on purpose, to prove the gates catch them: three dual-write rules
+# (Phase B), and a Postgres read path that still touches KV (Phase D's kv-free-reads).
+DEFECTS = (
+    "kv-skipped-when-pg-fails",
+    "new-id-on-retry",
+    "replay-out-of-order",
+    "pg-read-touches-kv",
+)
 MIN_WRITES = 100  # below this many writes a rate is not judged
 
 

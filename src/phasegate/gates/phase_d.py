@@ -12,6 +12,9 @@ retention check on row ``archive``):
   sandbox holds every archived key, type, value and expiry (within
   ``restore_ttl_tolerance``), and the Phase A comparison (counts and every
   record) of the restored KV against Postgres passes.
+- ``kv-free-reads``: the reference service, every type reading and writing
+  Postgres, answers each read endpoint the same once KV is unreachable
+  (:mod:`~phasegate.gates.phase_d_service`).
 - ``retention``: the archive may be deleted no sooner than
   ``archive_retention_days`` (30) after it was taken, and it verifies against
   its manifest.
@@ -33,7 +36,9 @@ import redis
 
 from phasegate import archive
 from phasegate.archive import Entry
+from phasegate.endpoints import ENDPOINT_TYPES
 from phasegate.gates.phase_a import PhaseA
+from phasegate.gates.phase_d_service import KvFree, kv_free_reads
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, verdict
 from phasegate.keyspace import key_text
@@ -101,6 +106,11 @@ class PhaseD:
     sample_rate: float
     retention_days: int = archive.RETENTION_DAYS
     ttl_tolerance_s: float = 5.0
+    # for kv-free-reads: the stores' URLs (the reference service connects to them)
+    kv_url: str = ""
+    pg_url: str = ""
+    work: Path | None = None  # the service's logs
+    defects: tuple[str, ...] = ()  # the service's, on purpose (tests)
 
     def run(self, check: str, type_id: str) -> CheckResult:
         if check not in CHECKS:
@@ -109,6 +119,8 @@ class PhaseD:
             return self.check_retention()
         if check == "archive-complete":
             return self._judge(type_id, check, self.completeness, "archived")
+        if check == "kv-free-reads":
+            return self.check_kv_free_reads(type_id)
         return self._judge(type_id, check, self.drill, "restored")
 
     @cached_property
@@ -225,6 +237,33 @@ class PhaseD:
             bad=f"{{n}} of {keys:,} {type_id} keys not {done} as they are",
             metrics={"keys": keys, "noted": len(notes)},
             thresholds={"ttl_tolerance_s": self.ttl_tolerance_s},
+        )
+
+    @cached_property
+    def kv_free(self) -> KvFree:
+        work = self.work or self.folder.parent / "kv-free-service"
+        return kv_free_reads(self.kv_url, self.pg_url, self.pg, work, defects=self.defects)
+
+    def check_kv_free_reads(self, type_id: str) -> CheckResult:
+        if not any(t == type_id for t in ENDPOINT_TYPES.values()):
+            return CheckResult(PHASE, type_id, "kv-free-reads", "skip", "no read endpoint")
+        asked = self.kv_free.requests.get(type_id, 0)
+        if not asked:
+            return CheckResult(
+                PHASE,
+                type_id,
+                "kv-free-reads",
+                "inconclusive",
+                f"no {type_id} parameter sets in Postgres to ask its endpoints with",
+            )
+        return verdict(
+            PHASE,
+            type_id,
+            "kv-free-reads",
+            self.kv_free.problems.get(type_id, []),
+            ok=f"{asked} reads answered the same with KV gone (every type reading Postgres)",
+            bad=f"{{n}} of {asked} {type_id} reads failed or changed once KV was gone",
+            metrics={"requests": asked},
         )
 
     def check_retention(self) -> CheckResult:

@@ -22,7 +22,7 @@ PHASE_CHECKS: dict[str, tuple[str, ...]] = {
         "load-baseline",
         "throughput",
     ),
-    "D": ("archive-complete", "restore-drill", "retention"),
+    "D": ("archive-complete", "restore-drill", "kv-free-reads", "retention"),
 }
 CHECK_ORDER: tuple[str, ...] = tuple(c for checks in PHASE_CHECKS.values() for c in checks)
 
