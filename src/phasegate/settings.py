@@ -62,6 +62,11 @@ class Settings:
     burst_writes: int
     store_timeout: float
     gate_timeout: float
+    guard_p95_ms: float
+    guard_window: float
+    guard_sub_windows: int
+    guard_min_requests: int
+    guard_error_percent: float
     archive: str | None
     archive_retention_days: int
     restore_ttl_tolerance: float

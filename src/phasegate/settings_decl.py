@@ -82,6 +82,13 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _milliseconds(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError("expected a number of milliseconds above 0")
+    return value
+
+
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name, where it can come from, and what it means."""
@@ -237,6 +244,46 @@ SETTINGS: tuple[Setting, ...] = (
         _seconds,
         "Seconds a whole gate run (pytest --phase=X) may take before it stops as an error.",
         "S",
+    ),
+    Setting(
+        "guard_p95_ms",
+        500.0,
+        _milliseconds,
+        "Rollback guard: an endpoint's p95 above this, sustained over the window, rolls "
+        "its type's reads back to KV.",
+        "MS",
+    ),
+    Setting(
+        "guard_window",
+        600.0,
+        _seconds,
+        "Rollback guard: seconds a breach must be sustained (the spec's 10 minutes; the "
+        "earlier RFC's was 300).",
+        "S",
+    ),
+    Setting(
+        "guard_sub_windows",
+        5,
+        _positive,
+        "Rollback guard: consecutive sub-windows the window is judged in; every one must "
+        "breach (one bad sub-window is a spike).",
+        "N",
+    ),
+    Setting(
+        "guard_min_requests",
+        20,
+        _positive,
+        "Rollback guard: requests an endpoint needs in each sub-window to be judged "
+        "(fewer: inconclusive, never healthy).",
+        "N",
+    ),
+    Setting(
+        "guard_error_percent",
+        5.0,
+        _percent,
+        "Rollback guard: an endpoint's error rate above this over the window rolls its "
+        "type back (the spec's 5%; the earlier RFC's was 1%).",
+        "PCT",
     ),
     Setting(
         "archive",

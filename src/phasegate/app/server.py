@@ -18,6 +18,8 @@ and write op the registered mappings declare. For /vibe:
 ``GET /api/users/{handle}``            a profile (404 if none)
 ``GET /health``                        modes and store reachability
 ``GET /_phasegate/status``             write failures and shadow divergence, alerts
+``GET /_phasegate/metrics?since=T``    every request since T: time, endpoint, ms, status
+``POST /_phasegate/admin/modes``       per-type read/write switches (admin token)
 =====================================  =========================================
 
 The writes (JSON bodies; each may carry ``id`` and ``at`` so a retry is the
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +65,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from phasegate.app.admin import Metrics, metrics_route, modes_route
 from phasegate.app.modes import Modes
 from phasegate.app.reads import KvReads, PgReads, jsonable
 from phasegate.dualwrite.requests import StoresDownError, WriteError
@@ -106,8 +110,10 @@ def create_app(
     write_failure_budget_percent: float = 1.0,
     store_timeout_s: float = 2.0,
     defects: frozenset[str] = frozenset(),
+    admin_token: str | None = None,
 ) -> Starlette:
     inject = inject or Inject()
+    metrics = Metrics()
     queries = catalog()
     state: dict[str, Any] = {}
 
@@ -171,7 +177,13 @@ def create_app(
                     return JSONResponse(rows[0], headers={"x-read-source": source})
                 return JSONResponse(rows, headers={"x-read-source": source})
 
-            return await _guarded(endpoint.name, inject, answer)
+            started, status = time.time(), 500  # an unhandled error answers 500
+            try:
+                response = await _guarded(endpoint.name, inject, answer)
+                status = response.status_code
+                return response
+            finally:
+                metrics.record(endpoint.name, started, status)
 
         return handle
 
@@ -205,7 +217,13 @@ def create_app(
                     status_code=201,
                 )
 
-            return await _guarded(op, inject, answer)
+            started, status = time.time(), 500  # an unhandled error answers 500
+            try:
+                response = await _guarded(op, inject, answer)
+                status = response.status_code
+                return response
+            finally:
+                metrics.record(op, started, status)
 
         return handle
 
@@ -233,6 +251,8 @@ def create_app(
     routes = [
         Route("/health", health),
         Route("/_phasegate/status", status),
+        Route("/_phasegate/metrics", metrics_route(metrics)),
+        Route("/_phasegate/admin/modes", modes_route(modes, admin_token, inject), methods=["POST"]),
         *(Route(op.path, write_route(name), methods=[op.method]) for name, op in WRITES.items()),
         *(Route(path, read_route(reads)) for path, reads in by_path.items()),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         write_failure_budget_percent=settings.write_failure_budget_percent,
         store_timeout_s=args.write_timeout,
         defects=frozenset(args.inject_defect),
+        admin_token=os.environ.get("PHASEGATE_ADMIN_TOKEN") or None,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return EXIT_OK

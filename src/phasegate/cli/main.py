@@ -18,6 +18,7 @@ from rich.console import Console
 from phasegate import __version__, schema
 from phasegate.cli import archive as cli_archive
 from phasegate.cli import doctor as cli_doctor
+from phasegate.cli import guard as cli_guard
 from phasegate.cli import load as cli_load
 from phasegate.cli import reconcile as cli_reconcile
 from phasegate.cli import shapes as cli_shapes
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_reconcile.add_parsers(sub, common, typed)
     cli_doctor.add_parsers(sub, common)
     cli_archive.add_parsers(sub, common)
+    cli_guard.add_parsers(sub, common)
 
     servers = sub.add_parser(
         "servers",

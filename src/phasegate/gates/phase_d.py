@@ -91,6 +91,7 @@ class Tallies:
     keys: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     notes: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    parity: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
 @dataclass
@@ -198,10 +199,10 @@ class PhaseD:
             for check in ("counts", "full"):
                 result = parity.run(check, type_id)
                 if result.status == "fail":
-                    out.problems[type_id].append(
+                    out.parity[type_id].append(
                         f"Phase A {check} on the restored KV: {result.message}"
                     )
-                    out.problems[type_id].extend(f"  {d}" for d in result.details[:5])
+                    out.parity[type_id].extend(f"  {d}" for d in result.details[:5])
         scratch.close()
         return out
 
@@ -227,14 +228,24 @@ class PhaseD:
                 "inconclusive",
                 f"no {type_id} keys in the store: nothing to judge",
             )
+        wrong = tallies.problems.get(type_id, [])
+        parity = tallies.parity.get(type_id, [])
+        bad = f"{len(wrong)} of {keys:,} {type_id} keys not {done} as they are"
+        if parity:
+            bad += "; the restored KV does not match Postgres (Phase A)"
         return verdict(
             PHASE,
             type_id,
             check,
-            tallies.problems.get(type_id, []),
+            wrong + parity,
             ok=f"all {keys:,} {type_id} keys {done} with type, value and expiry"
+            + (
+                ", and the restored KV matches Postgres (Phase A)"
+                if check == "restore-drill"
+                else ""
+            )
             + (f" ({len(notes)} noted: {notes[0]})" if notes else ""),
-            bad=f"{{n}} of {keys:,} {type_id} keys not {done} as they are",
+            bad=bad,
             metrics={"keys": keys, "noted": len(notes)},
             thresholds={"ttl_tolerance_s": self.ttl_tolerance_s},
         )

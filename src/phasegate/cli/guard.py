@@ -1,0 +1,115 @@
+"""``phasegate guard``: watch a running service and decide per data type whether to
+hold or roll its reads back to KV (:mod:`phasegate.guard`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from phasegate import guard
+from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
+from phasegate.settings import Settings
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+def add_parsers(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    cmd = sub.add_parser(
+        "guard",
+        parents=[common],
+        help="watch a service during read cutover; roll a breaching type back to KV",
+        description="Polls the service's metric stream (GET /_phasegate/metrics) and status "
+        "for --duration seconds and decides per data type: hold, roll back (p95 over "
+        "--guard-p95-ms in every one of --guard-sub-windows sub-windows of --guard-window "
+        "seconds; errors over --guard-error-percent over the window; a shadow read from "
+        "Postgres still differing after its recheck, at once) or inconclusive (too few "
+        "requests, or the window not yet watched whole). Reports the 7-day error budget "
+        "spent and left. Without --act it only reports; with --act it flips the breaching "
+        "type's reads to kv through POST /_phasegate/admin/modes (token from "
+        "PHASEGATE_ADMIN_TOKEN) and records the event. Exit 1 if any type is rolled back, "
+        "3 if none could be judged, else 0.",
+    )
+    cmd.add_argument("--service", required=True, metavar="URL", help="the service to watch")
+    cmd.add_argument(
+        "--duration",
+        type=float,
+        metavar="S",
+        help="seconds to watch (default: the trigger window, so it can be judged whole)",
+    )
+    cmd.add_argument("--poll", type=float, default=1.0, metavar="S", help="poll interval (1 s)")
+    cmd.add_argument("--types", nargs="+", metavar="TYPE", help="only these data types")
+    cmd.add_argument("--act", action="store_true", help="roll back for real (needs the token)")
+    cmd.add_argument(
+        "--events",
+        type=Path,
+        default=Path("reports/guard-journal.jsonl"),
+        metavar="FILE",
+        help="where rollback events are recorded (default %(default)s)",
+    )
+    cmd.set_defaults(run=_guard)
+
+
+def _guard(args: argparse.Namespace, settings: Settings) -> int:
+    token = os.environ.get("PHASEGATE_ADMIN_TOKEN") or None
+    if args.act and not token:
+        raise UsageError(
+            "--act needs the service's admin token",
+            hint="set PHASEGATE_ADMIN_TOKEN to the token the service was started with",
+        )
+    triggers = guard.Triggers.of(settings)
+    args.events.parent.mkdir(parents=True, exist_ok=True)
+    with console.status(f"watching {args.service}"):
+        seen = guard.watch(
+            guard.Service(args.service, token),
+            triggers,
+            duration_s=args.duration or triggers.window_s,
+            poll_s=args.poll,
+            types=args.types,
+            act=args.act,
+            journal=args.events,
+        )
+    print_watch(seen, console)
+    (args.events.parent / "guard-last.json").write_text(
+        json.dumps(
+            {
+                "decisions": {t: d.as_json() for t, d in seen.decisions.items()},
+                "events": seen.events,
+                "budget": seen.budget,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    decisions = {d.decision for d in seen.decisions.values()}
+    if guard.ROLL_BACK in decisions:
+        return EXIT_GATE_FAILED
+    if guard.HOLD not in decisions:
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
+
+
+def print_watch(seen: guard.Watch, out: Console) -> None:
+    table = Table(title="rollback guard", title_justify="left")
+    for column in ("type", "decision", "trigger", "why"):
+        table.add_column(column)
+    colour = {guard.HOLD: "green", guard.ROLL_BACK: "red", guard.INCONCLUSIVE: "yellow"}
+    for type_id, d in sorted(seen.decisions.items()):
+        table.add_row(type_id, f"[{colour[d.decision]}]{d.decision}[/]", d.trigger, d.reason)
+    out.print(table)
+    for event in seen.events:
+        acted = "rolled back: reads now kv" if event["acted"] else "would roll back (no --act)"
+        out.print(f"[red]{event['type']}: {acted} ({event['trigger']}: {event['evidence']})[/]")
+    b = seen.budget
+    out.print(
+        f"error budget ({b['budget_days']} days at {b['budget_percent']:g}%): "
+        f"{b['failed']} of {b['requests']:,} requests failed in {b['watched_s']:g} s watched; "
+        f"{b['spent_percent']:g}% spent, {b['left_percent']:g}% left"
+    )

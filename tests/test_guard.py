@@ -1,0 +1,226 @@
+"""The rollback guard, on the reference service over real stores, windows shortened
+through the triggers so each run takes seconds: a delay held past the window rolls
+back exactly that type; a shorter spike does not; errors over 5% roll back; a
+mismatch that survives its recheck rolls back at once; too few requests is
+inconclusive; a clean run holds; the admin endpoint needs its token."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fixtures.migration import Migration, make
+from phasegate import guard
+from phasegate.burst_workloads import read_url
+from phasegate.load import params, runner
+from phasegate.servers import Sandbox
+
+TOKEN = "guard-test-token"
+FAST = guard.Triggers(p95_ms=300, window_s=3.0, sub_windows=3, min_requests=3, error_percent=5)
+READS = ("inbox", "thread", "friends_of_handle", "user_by_handle")
+
+
+def test_sustained_means_every_sub_window() -> None:
+    """decide() over known samples: a breach in all sub-windows rolls back, in one of
+    them holds, an idle endpoint is inconclusive."""
+    t = guard.Triggers(p95_ms=100, window_s=30, sub_windows=3, min_requests=5)
+
+    def samples(slow: set[int]) -> list[guard.Sample]:
+        return [
+            (i * 10 + j, "inbox", "messages", 400.0 if i in slow else 5.0, 200)
+            for i in range(3)
+            for j in range(6)
+        ]
+
+    def run(s: list[guard.Sample]) -> guard.Decision:
+        return guard.decide("messages", s, end=30, watched_from=0, triggers=t)
+
+    assert run(samples({0, 1, 2})).decision == guard.ROLL_BACK
+    assert run(samples({1})).decision == guard.HOLD
+    assert run(samples(set())[:10]).decision == guard.INCONCLUSIVE
+    early = guard.decide("messages", samples({0, 1, 2}), end=30, watched_from=10, triggers=t)
+    assert early.decision == guard.INCONCLUSIVE  # the window was not watched whole
+
+
+@pytest.fixture
+def own_migration(sandbox: Sandbox) -> Iterator[Migration]:
+    """Stores of this test's own: a mismatch test edits Postgres."""
+    yield from make(sandbox)
+
+
+def drive(url: str, asks: list[str], stop: threading.Event, copies: int = 3) -> None:
+    """Steady reads until ``stop``: ``copies`` threads per request, so a slowed
+    endpoint still gets requests in every sub-window."""
+
+    def loop(ask: str) -> None:
+        while not stop.is_set():
+            try:
+                with urllib.request.urlopen(ask.format(url=url), timeout=5) as r:
+                    r.read()
+            except OSError:  # HTTP errors too: the guard counts them from the server
+                pass
+            time.sleep(0.05)
+
+    for ask in asks:
+        for _ in range(copies):
+            threading.Thread(target=loop, args=(ask,), daemon=True).start()
+
+
+def asks_of(m: Migration) -> list[str]:
+    sets = params.sample(m.pg, limit=2)
+    return [read_url("{url}", name, sets[name][0]) for name in READS]
+
+
+def watch_service(
+    m: Migration,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    extra: tuple[str, ...] = (),
+    during: float = 3.6,
+    act: bool = True,
+    drill: list[tuple[float, dict[str, float]]] | None = None,
+    idle: bool = False,
+) -> tuple[guard.Watch, dict[str, str]]:
+    """The service on ``m`` reading Postgres, driven with steady reads, watched."""
+    monkeypatch.setenv("PHASEGATE_ADMIN_TOKEN", TOKEN)
+    with runner.service(
+        m.kv_url, m.pg_url, read="pg", write="pg", extra=extra, folder=tmp_path
+    ) as svc:
+        stop = threading.Event()
+        if not idle:
+            drive(svc.url, asks_of(m), stop)
+        service = guard.Service(svc.url, TOKEN)
+        for after, delays in drill or []:
+            timer = threading.Timer(
+                after, service._json, ("/_phasegate/admin/modes", {"inject_delay": delays})
+            )
+            timer.start()
+        seen = guard.watch(
+            service,
+            FAST,
+            duration_s=during,
+            poll_s=0.3,
+            types=["messages", "friends", "users"],
+            act=act,
+            journal=tmp_path / "events.jsonl",
+        )
+        stop.set()
+        modes = service._json("/health")["modes"]["read"]
+    return seen, modes
+
+
+def decisions(seen: guard.Watch) -> dict[str, str]:
+    return {t: d.decision for t, d in seen.decisions.items()}
+
+
+def test_a_sustained_delay_rolls_back_exactly_that_type(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen, modes = watch_service(
+        migration, tmp_path, monkeypatch, extra=("--inject-delay", "inbox=450")
+    )
+    assert decisions(seen) == {"messages": "roll back", "friends": "hold", "users": "hold"}
+    assert seen.decisions["messages"].trigger == "p95"
+    assert "inbox: p95 over 300 ms in all 3 sub-windows" in seen.decisions["messages"].reason
+    assert modes["messages"] == "kv"
+    assert modes["friends"] == "pg"
+    (event,) = seen.events
+    assert event["type"] == "messages"
+    assert event["acted"] is True
+    recorded = json.loads((tmp_path / "events.jsonl").read_text().splitlines()[0])
+    assert recorded["guard"]["trigger"] == "p95"
+    assert seen.budget["requests"] > 50
+
+
+def test_a_shorter_spike_does_not_roll_back(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delay held for about one sub-window of three: held."""
+    seen, modes = watch_service(
+        migration,
+        tmp_path,
+        monkeypatch,
+        drill=[(1.1, {"inbox": 450}), (2.0, {"inbox": 0})],
+    )
+    assert decisions(seen)["messages"] == "hold", seen.decisions["messages"]
+    assert modes["messages"] == "pg"
+    p95s = [w.p95_ms or 0 for w in seen.decisions["messages"].windows["inbox"]]
+    assert max(p95s) > 300  # the spike was seen
+    assert min(p95s) < 300
+
+
+def test_errors_over_five_percent_roll_back(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen, modes = watch_service(
+        migration, tmp_path, monkeypatch, extra=("--inject-errors", "friends_of_handle=20")
+    )
+    assert decisions(seen) == {"messages": "hold", "friends": "roll back", "users": "hold"}
+    assert seen.decisions["friends"].trigger == "errors"
+    assert modes["friends"] == "kv"
+    assert seen.budget["failed"] > 0
+    assert seen.budget["spent_percent"] > 100  # 20% errors against a 0.1% budget
+
+
+def test_a_confirmed_mismatch_rolls_back_at_once(
+    own_migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A friendship lost in Postgres: the shadow read differs after its recheck."""
+    m = own_migration
+    asked = params.sample(m.pg, limit=2)["friends_of_handle"][0]
+    (column,) = asked
+    lost = m.pg.execute(
+        "DELETE FROM friends WHERE ctid IN "
+        "(SELECT ctid FROM friends WHERE handle = %s LIMIT 1) RETURNING friend",
+        (asked[column],),
+    ).fetchall()
+    assert lost, asked
+    seen, modes = watch_service(m, tmp_path, monkeypatch, extra=("--shadow",), during=2.0)
+    friends = seen.decisions["friends"]
+    assert friends.decision == "roll back"
+    assert friends.trigger == "data loss"
+    assert any("friends_of_handle" in x for x in friends.mismatches)
+    assert modes["friends"] == "kv"
+
+
+def test_too_few_requests_is_inconclusive_and_without_act_nothing_changes(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen, modes = watch_service(migration, tmp_path, monkeypatch, idle=True, act=False)
+    assert set(decisions(seen).values()) == {"inconclusive"}
+    assert "too idle to judge" in seen.decisions["messages"].reason
+    assert set(modes.values()) == {"pg"}
+
+
+def test_the_admin_endpoint_needs_its_token(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def post(url: str, token: str | None) -> int:
+        request = urllib.request.Request(
+            url + "/_phasegate/admin/modes",
+            data=json.dumps({"read": {"messages": "kv"}}).encode(),
+        )
+        if token:
+            request.add_header("authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    monkeypatch.delenv("PHASEGATE_ADMIN_TOKEN", raising=False)
+    with runner.service(migration.kv_url, migration.pg_url, folder=tmp_path) as svc:
+        assert post(svc.url, TOKEN) == 404  # off: started without a token
+    monkeypatch.setenv("PHASEGATE_ADMIN_TOKEN", TOKEN)
+    with runner.service(migration.kv_url, migration.pg_url, folder=tmp_path) as svc:
+        assert post(svc.url, None) == 401
+        assert post(svc.url, "wrong") == 401
+        assert post(svc.url, TOKEN) == 200
