@@ -224,3 +224,41 @@ def test_the_admin_endpoint_needs_its_token(
         assert post(svc.url, None) == 401
         assert post(svc.url, "wrong") == 401
         assert post(svc.url, TOKEN) == 200
+
+
+def test_the_pytest_gate_check_reports_the_guard_decisions(
+    migration: Migration, tmp_path: Path
+) -> None:
+    """``pytest load/test_guard.py --phase=C --guard-service URL``: the slowed type
+    fails with its trigger, the others pass; the service's modes are left alone."""
+    from tests.test_gate_only import run_pytest
+
+    with runner.service(
+        migration.kv_url,
+        migration.pg_url,
+        extra=("--inject-delay", "inbox=450"),
+        folder=tmp_path,
+        read="pg",
+        write="pg",
+    ) as svc:
+        stop = threading.Event()
+        drive(svc.url, asks_of(migration), stop)
+        done = run_pytest(
+            "load/test_guard.py",
+            "--phase=C",
+            f"--guard-service={svc.url}",
+            "--guard-window=3",
+            "--guard-sub-windows=3",
+            "--guard-min-requests=3",
+            "--guard-p95-ms=300",
+            f"--reports-dir={tmp_path / 'reports'}",
+        )
+        stop.set()
+        modes = guard.Service(svc.url)._json("/health")["modes"]["read"]
+    assert done.returncode == 1, done.stdout[-3000:]
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    checks = {t: v["checks"]["rollback-guard"] for t, v in summary["phases"]["C"]["types"].items()}
+    assert checks["messages"]["status"] == "fail"
+    assert "roll back (p95)" in checks["messages"]["message"]
+    assert checks["friends"]["status"] == "pass"
+    assert modes["messages"] == "pg"  # the gate only reports

@@ -41,6 +41,7 @@ from typing import Any
 
 from phasegate.endpoints import ENDPOINT_TYPES
 from phasegate.errors import ServerError, UsageError
+from phasegate.gates.result import CheckResult, Status
 
 Sample = tuple[float, str, str, float, int]  # epoch s, endpoint, type, ms, status
 HOLD, ROLL_BACK, INCONCLUSIVE = "hold", "roll back", "inconclusive"
@@ -341,3 +342,24 @@ def watch(
         if now - started >= duration_s:
             return out
         time.sleep(poll_s)
+
+
+def as_check(d: Decision, triggers: Triggers) -> CheckResult:
+    """A decision as the Phase C gate's ``rollback-guard`` check of its type."""
+    statuses: dict[str, Status] = {HOLD: "pass", ROLL_BACK: "fail", INCONCLUSIVE: "inconclusive"}
+    status = statuses[d.decision]
+    details = [
+        f"{name}: "
+        + ", ".join(f"{w.requests} req p95 {w.p95_ms} ms {w.error_percent}% err" for w in ws)
+        for name, ws in sorted(d.windows.items())
+    ]
+    return CheckResult(
+        "C",
+        d.type_id,
+        "rollback-guard",
+        status,
+        f"{d.decision}" + (f" ({d.trigger})" if d.trigger else "") + f": {d.reason}",
+        tuple([*d.mismatches[:5], *details][:10]),
+        {"decision": d.decision, "trigger": d.trigger},
+        asdict(triggers),
+    )

@@ -62,6 +62,7 @@ class Settings:
     burst_writes: int
     store_timeout: float
     gate_timeout: float
+    guard_service: str | None
     guard_p95_ms: float
     guard_window: float
     guard_sub_windows: int

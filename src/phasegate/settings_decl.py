@@ -246,6 +246,14 @@ SETTINGS: tuple[Setting, ...] = (
         "S",
     ),
     Setting(
+        "guard_service",
+        None,
+        _http_url,
+        "Rollback guard: the running service the Phase C gate's rollback-guard check "
+        "watches for --guard-window seconds (it only reports; `phasegate guard --act` acts).",
+        "URL",
+    ),
+    Setting(
         "guard_p95_ms",
         500.0,
         _milliseconds,

@@ -21,6 +21,7 @@ PHASE_CHECKS: dict[str, tuple[str, ...]] = {
         "load-errors",
         "load-baseline",
         "throughput",
+        "rollback-guard",
     ),
     "D": ("archive-complete", "restore-drill", "kv-free-reads", "retention"),
 }
