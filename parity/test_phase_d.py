@@ -22,7 +22,7 @@ pytestmark = pytest.mark.phase("D")
 
 CASES = [
     *((t, c) for t in (KEYSPACE, *TYPE_IDS) for c in ("archive-complete", "restore-drill")),
-    *((t, "kv-free-reads") for t in TYPE_IDS),
+    *((t, c) for t in TYPE_IDS for c in ("kv-free-reads", "kv-writes-stopped")),
     (ARCHIVE, "retention"),
 ]
 

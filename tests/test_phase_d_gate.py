@@ -22,7 +22,7 @@ from phasegate import archive
 from phasegate.errors import UsageError
 from phasegate.gates.phase_d import PhaseD
 from phasegate.keyspace import scan_keys
-from phasegate.servers import Sandbox, scratch_kv
+from phasegate.servers import Sandbox, scratch_database, scratch_kv
 from phasegate.stores import connect_kv
 from tests.test_phase_a_gate import SEED
 
@@ -108,10 +108,13 @@ def gate(migration: Migration, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cal
     archive.take(migration.kv, folder, source="sandbox")
     with contextlib.ExitStack() as stack:
 
-        def scratch() -> redis.Redis:
-            return connect_kv(stack.enter_context(scratch_kv(sandbox.kv_url)))
+        def scratch() -> str:
+            return stack.enter_context(scratch_kv(sandbox.kv_url))
 
-        def make(defects: tuple[str, ...] = ()) -> PhaseD:
+        def scratch_pg() -> str:
+            return stack.enter_context(scratch_database(sandbox.pg_url))
+
+        def make(defects: tuple[str, ...] = (), write_modes: tuple[str, ...] = ()) -> PhaseD:
             return PhaseD(
                 migration.kv,
                 migration.pg,
@@ -123,6 +126,8 @@ def gate(migration: Migration, sandbox: Sandbox, tmp_path: Path) -> Iterator[Cal
                 pg_url=migration.pg_url,
                 work=tmp_path / "service",
                 defects=defects,
+                scratch_pg=scratch_pg,
+                write_modes=write_modes,
             )
 
         yield make
@@ -297,3 +302,17 @@ def test_kv_free_reads_pass_and_a_read_path_still_touching_kv_fails(
     text = broken.explain()
     assert "inbox {" in text
     assert "once KV was gone (the path still reads KV)" in text
+
+
+def test_kv_writes_stopped_fails_when_a_type_still_writes_kv(
+    gate: Callable[..., PhaseD],
+) -> None:
+    """The service with friends still dual-writing: friends fails naming the KV key
+    its write changed; messages, writing Postgres only, pass."""
+    d = gate(write_modes=("--write", "friends=dual"))
+    friends = d.run("kv-writes-stopped", "friends")
+    assert friends.status == "fail"
+    assert "friends:" in friends.explain()
+    assert "in KV" in friends.explain()
+    assert d.run("kv-writes-stopped", "messages").status == "pass"
+    assert d.run("kv-writes-stopped", "achievements").status == "skip"

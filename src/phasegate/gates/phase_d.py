@@ -15,6 +15,10 @@ retention check on row ``archive``):
 - ``kv-free-reads``: the reference service, every type reading and writing
   Postgres, answers each read endpoint the same once KV is unreachable
   (:mod:`~phasegate.gates.phase_d_service`).
+- ``kv-writes-stopped``: after the 7-day window, with every type writing
+  Postgres only, the service's app writes change no KV key (measured on the
+  Redis server: every key's digest before and after), on scratch stores of the
+  sandbox made from the archive (restored, then backfilled).
 - ``retention``: the archive may be deleted no sooner than
   ``archive_retention_days`` (30) after it was taken, and it verifies against
   its manifest.
@@ -34,16 +38,19 @@ from pathlib import Path
 
 import redis
 
-from phasegate import archive
+from phasegate import archive, schema
 from phasegate.archive import Entry
-from phasegate.endpoints import ENDPOINT_TYPES
+from phasegate.backfill import backfill
+from phasegate.endpoints import ENDPOINT_TYPES, WRITES
+from phasegate.errors import UsageError
 from phasegate.gates.phase_a import PhaseA
-from phasegate.gates.phase_d_service import KvFree, kv_free_reads
+from phasegate.gates.phase_d_service import KvFree, KvWrites, kv_free_reads, kv_writes_stopped
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, verdict
 from phasegate.keyspace import key_text
 from phasegate.mappings import MAPPINGS, classify
 from phasegate.parity.postgres import PgConn
+from phasegate.stores import connect_kv, connect_pg
 
 PHASE = "D"
 CHECKS = PHASE_CHECKS["D"]
@@ -102,7 +109,7 @@ class PhaseD:
     kv: redis.Redis
     pg: PgConn
     folder: Path
-    scratch: Callable[[], redis.Redis]  # an empty Redis DB of the sandbox, made when needed
+    scratch: Callable[[], str]  # the URL of an empty Redis DB of the sandbox, made when asked
     seed: int
     sample_rate: float
     retention_days: int = archive.RETENTION_DAYS
@@ -112,6 +119,8 @@ class PhaseD:
     pg_url: str = ""
     work: Path | None = None  # the service's logs
     defects: tuple[str, ...] = ()  # the service's, on purpose (tests)
+    scratch_pg: Callable[[], str] | None = None  # an empty database of the sandbox
+    write_modes: tuple[str, ...] = ()  # kv-writes-stopped: the service's --write flags (tests)
 
     def run(self, check: str, type_id: str) -> CheckResult:
         if check not in CHECKS:
@@ -122,6 +131,8 @@ class PhaseD:
             return self._judge(type_id, check, self.completeness, "archived")
         if check == "kv-free-reads":
             return self.check_kv_free_reads(type_id)
+        if check == "kv-writes-stopped":
+            return self.check_kv_writes_stopped(type_id)
         return self._judge(type_id, check, self.drill, "restored")
 
     @cached_property
@@ -171,7 +182,7 @@ class PhaseD:
     def drill(self) -> Tallies:
         """The archive restored into an empty scratch Redis, read back key by key, then
         the Phase A comparison of the restored KV against Postgres."""
-        scratch = self.scratch()
+        scratch = connect_kv(self.scratch())
         archive.restore(self.folder, scratch)
         out = Tallies()
         tolerance = self.ttl_tolerance_s * 1000
@@ -275,6 +286,49 @@ class PhaseD:
             ok=f"{asked} reads answered the same with KV gone (every type reading Postgres)",
             bad=f"{{n}} of {asked} {type_id} reads failed or changed once KV was gone",
             metrics={"requests": asked},
+        )
+
+    @cached_property
+    def kv_writes(self) -> KvWrites:
+        """The archive restored into a scratch KV, backfilled into a scratch database:
+        stores of the sandbox the service may write to."""
+        if self.scratch_pg is None:
+            raise UsageError("kv-writes-stopped needs a scratch database of the sandbox")
+        kv_url, pg_url = self.scratch(), self.scratch_pg()
+        kv = connect_kv(kv_url)
+        archive.restore(self.folder, kv)
+        with connect_pg(pg_url) as pg:
+            schema.apply(pg)
+            backfill(kv, pg)
+            work = self.work or self.folder.parent / "kv-writes-service"
+            return kv_writes_stopped(
+                kv_url, pg_url, kv, pg, work, seed=self.seed, extra=self.write_modes
+            )
+
+    def check_kv_writes_stopped(self, type_id: str) -> CheckResult:
+        check = "kv-writes-stopped"
+        if type_id not in {w.type_id for w in WRITES.values()}:
+            return CheckResult(PHASE, type_id, check, "skip", "no write op")
+        acked = self.kv_writes.acked.get(type_id, 0)
+        if not acked:
+            return CheckResult(
+                PHASE,
+                type_id,
+                check,
+                "inconclusive",
+                f"no {type_id} write was acknowledged, so none could be watched: "
+                + "; ".join(self.kv_writes.refused.get(type_id, [])[:2]),
+            )
+        return verdict(
+            PHASE,
+            type_id,
+            check,
+            self.kv_writes.problems.get(type_id, []),
+            ok=f"{acked} acknowledged {type_id} writes with every type writing Postgres "
+            "changed no KV key",
+            bad=f"{{n}} KV keys changed by {acked} {type_id} writes that should reach "
+            "Postgres only",
+            metrics={"writes": acked},
         )
 
     def check_retention(self) -> CheckResult:

@@ -1,4 +1,5 @@
-"""Phase D's ``kv-free-reads``: life without KV, asked of the reference service.
+"""Phase D's ``kv-free-reads`` and ``kv-writes-stopped``: life without KV, asked of
+the reference service.
 
 The service with every type reading and writing Postgres answers each read
 endpoint for real parameter sets (the catalog's samples) twice: once with KV
@@ -6,6 +7,12 @@ reachable, once with its KV URL on a dead port (nothing listens there). Every
 answer must be a 200 both times with the same JSON: a read path that still
 touches KV answers differently, or not at all, once KV is gone. Only reads are
 sent, so the given stores stay as they were.
+
+For ``kv-writes-stopped`` the service, every type writing Postgres only, takes
+each data type's app writes (the Phase B workloads) on scratch stores; every
+KV key's digest is read on the server before and after, and any key added,
+changed or deleted (short-lived keys expiring aside) is a KV write that should
+have stopped.
 """
 
 from __future__ import annotations
@@ -19,8 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phasegate.burst_workloads import read_url
-from phasegate.endpoints import ENDPOINT_TYPES, ENDPOINTS
+import redis
+
+from phasegate import archive
+from phasegate.burst import send
+from phasegate.burst_workloads import read_url, workload
+from phasegate.endpoints import ENDPOINT_TYPES, ENDPOINTS, WRITES
+from phasegate.keyspace import key_text
 from phasegate.load import params, runner
 from phasegate.parity.postgres import PgConn
 from phasegate.servers.process import free_port
@@ -86,4 +98,52 @@ def kv_free_reads(
                 f"{asked}: answered differently once KV was gone: with KV {shown(with_kv[1])}, "
                 f"without {shown(without[1])}"
             )
+    return out
+
+
+@dataclass
+class KvWrites:
+    """Per data type: writes acknowledged, refused, and the KV keys they changed."""
+
+    acked: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    refused: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def _digests(kv: redis.Redis) -> dict[bytes, tuple[str, bool]]:
+    return {e.key: (e.digest, e.expire_at_ms is not None) for e in archive.live_entries(kv)}
+
+
+def kv_writes_stopped(
+    kv_url: str,
+    pg_url: str,
+    kv: redis.Redis,
+    pg: PgConn,
+    folder: Path,
+    *,
+    seed: int,
+    per_type: int = 5,
+    extra: Sequence[str] = (),
+) -> KvWrites:
+    """Each writable type's writes, one type at a time, KV watched around each type."""
+    folder.mkdir(parents=True, exist_ok=True)
+    args = [*extra, "--journal", str(folder / "journal.jsonl")]
+    out = KvWrites()
+    types = sorted({op.type_id for op in WRITES.values()})
+    with runner.service(kv_url, pg_url, read="pg", write="pg", extra=args, folder=folder) as svc:
+        for type_id in types:
+            before = _digests(kv)
+            for write in workload(type_id, pg, per_type, seed, windows=1).writes[:per_type]:
+                status, _body, error = send(svc.url, write)
+                if status is not None and status < 300:
+                    out.acked[type_id] += 1
+                else:
+                    out.refused[type_id].append(f"{write.op}: {status} {error}")
+            after = _digests(kv)
+            for key in sorted(set(before) | set(after)):
+                was, now = before.get(key), after.get(key)
+                if was == now or (now is None and was is not None and was[1]):
+                    continue  # unchanged, or a short-lived key that expired
+                what = "added" if was is None else "deleted" if now is None else "changed"
+                out.problems[type_id].append(f"{key_text(key)}: {what} in KV")
     return out

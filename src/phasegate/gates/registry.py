@@ -23,7 +23,7 @@ PHASE_CHECKS: dict[str, tuple[str, ...]] = {
         "throughput",
         "rollback-guard",
     ),
-    "D": ("archive-complete", "restore-drill", "kv-free-reads", "retention"),
+    "D": ("archive-complete", "restore-drill", "kv-free-reads", "kv-writes-stopped", "retention"),
 }
 CHECK_ORDER: tuple[str, ...] = tuple(c for checks in PHASE_CHECKS.values() for c in checks)
 
