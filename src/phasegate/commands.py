@@ -35,6 +35,7 @@ from phasegate.queries import load_catalog
 from phasegate.report import Summary, new_run_id, versions
 from phasegate.report import write as write_report
 from phasegate.report_build import build
+from phasegate.report_model import worst
 from phasegate.seed.generator import SCALES, generate
 from phasegate.settings import Settings, redact_url
 from phasegate.shapes import SchemaModel
@@ -92,7 +93,9 @@ def inventory_with_progress(
 def run_demo(settings: Settings, console: Console) -> int:
     """Seed scratch stores on the sandbox, apply the schema, take the inventory,
     backfill, add the foreign keys, run the Phase A gate; a dual-write burst with
-    faults and reconcile (Phase B); the Phase C query and load checks; a report."""
+    faults and reconcile (Phase B); the Phase C query and load checks and a read
+    cutover watched by the rollback guard (one injected breach, rolled back and
+    recovered); Phase D's archive, restore drill and life without KV; a report."""
     from phasegate.servers import open_sandbox, scratch_database, scratch_kv
 
     scale = settings.scale
@@ -120,9 +123,12 @@ def run_demo(settings: Settings, console: Console) -> int:
                 rerun=evidence,
             )
             summary = run_phase_a(gate, settings, kv=kv_url, pg=pg_url)
+            say_verdict("A", summary.results, console)
+            from phasegate.demo_cutover import demo_guard, demo_phase_d
             from phasegate.demo_phase_b import demo_phase_b
 
             dual = demo_phase_b(settings, console)
+            say_verdict("B", dual, console)
             console.rule("Phase C query checks")
             with console.status("sqlglot shape checks and EXPLAIN ANALYZE of the catalog"):
                 conn.execute("ANALYZE")
@@ -134,10 +140,21 @@ def run_demo(settings: Settings, console: Console) -> int:
                 )
             console.rule(f"load gate: {DEMO_LOAD_USERS} users for {DEMO_LOAD_TIME}")
             load = demo_load(settings, kv_url, pg_url, conn, console)
+            guarded = demo_guard(kv_url, pg_url, conn, console)
+            say_verdict("C", [*cutover, *load, *guarded], console)
+            retired = demo_phase_d(
+                settings, sandbox, kv_url=kv_url, pg_url=pg_url, pg=conn, console=console
+            )
+            say_verdict("D", retired, console)
             summary = dataclasses.replace(
                 summary,
                 phase=None,
-                results=summary.results + tuple(dual) + tuple(cutover) + tuple(load),
+                results=summary.results
+                + tuple(dual)
+                + tuple(cutover)
+                + tuple(load)
+                + tuple(guarded)
+                + tuple(retired),
             )
         built = build(summary)
         print_summary(built, console)
@@ -161,7 +178,8 @@ def demo_load(
     conn: psycopg.Connection[tuple[object, ...]],
     console: Console,
 ) -> list[CheckResult]:
-    """A short load gate: the reference service reading Postgres, Locust headless."""
+    """A short load gate: the reference service reading Postgres and writing both
+    stores (Phase C keeps KV writes for 7 days), Locust headless."""
     from phasegate.gates import phase_c_load as gate
     from phasegate.load import params, runner
     from phasegate.load.stats import Budgets
@@ -170,7 +188,7 @@ def demo_load(
     folder.mkdir(parents=True, exist_ok=True)
     budgets = Budgets.of(settings)
     with (
-        runner.service(kv_url, pg_url, read="pg", write="pg", folder=folder) as svc,
+        runner.service(kv_url, pg_url, read="pg", write="dual", folder=folder) as svc,
         console.status(f"Locust against the reference service at {svc.url}"),
     ):
         run = runner.run_locust(
@@ -216,6 +234,19 @@ def load_sandbox(settings: Settings, scale: str, console: Console) -> Iterator[L
             recipe.migrate(kv, conn, scale, settings.seed, anchor, analyze=True, steps=steps)
             kv.close()
             yield Loaded(kv_url, pg_url, conn)
+
+
+def say_verdict(phase: str, results: Iterable[CheckResult], console: Console) -> None:
+    """A phase's verdict and counts as soon as it finishes."""
+    statuses = [r.status for r in results]
+    verdict = worst(statuses)
+    colour = {"pass": "green", "fail": "red", "inconclusive": "yellow"}.get(verdict, "dim")
+    counts = ", ".join(
+        f"{statuses.count(x)} {x}"
+        for x in ("pass", "fail", "inconclusive", "skip")
+        if x in statuses
+    )
+    console.print(f"[bold {colour}]Phase {phase} verdict: {verdict.upper()}[/] ({counts})")
 
 
 def run_phase_a(gate: PhaseA, settings: Settings, *, kv: str, pg: str) -> Summary:

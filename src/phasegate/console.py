@@ -26,6 +26,7 @@ from phasegate.backfill import BackfillResult
 from phasegate.doctor import Check
 from phasegate.findings import Finding, Severity
 from phasegate.fk import FkReport
+from phasegate.guard import HOLD, INCONCLUSIVE, ROLL_BACK, Watch
 from phasegate.inventory import Inventory
 from phasegate.load.stats import LoadResult
 from phasegate.plans import PlanCheck
@@ -330,3 +331,22 @@ def burst_table() -> Table:
 def add_window(table: Table, kind: str, counts: tuple[int, int, int, int]) -> None:
     """One window: writes, acknowledged, retried, journaled."""
     table.add_row(kind, *map(str, counts))
+
+
+def print_watch(seen: Watch, out: Console) -> None:
+    table = Table(title="rollback guard", title_justify="left")
+    for column in ("type", "decision", "trigger", "why"):
+        table.add_column(column)
+    colour = {HOLD: "green", ROLL_BACK: "red", INCONCLUSIVE: "yellow"}
+    for type_id, d in sorted(seen.decisions.items()):
+        table.add_row(type_id, f"[{colour[d.decision]}]{d.decision}[/]", d.trigger, d.reason)
+    out.print(table)
+    for event in seen.events:
+        acted = "rolled back: reads now kv" if event["acted"] else "would roll back (no --act)"
+        out.print(f"[red]{event['type']}: {acted} ({event['trigger']}: {event['evidence']})[/]")
+    b = seen.budget
+    out.print(
+        f"error budget ({b['budget_days']} days at {b['budget_percent']:g}%): "
+        f"{b['failed']} of {b['requests']:,} requests failed in {b['watched_s']:g} s watched; "
+        f"{b['spent_percent']:g}% spent, {b['left_percent']:g}% left"
+    )

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from phasegate import guard
+from phasegate.console import print_watch
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
 from phasegate.settings import Settings
 
@@ -94,22 +94,3 @@ def _guard(args: argparse.Namespace, settings: Settings) -> int:
     if guard.HOLD not in decisions:
         return EXIT_INCONCLUSIVE
     return EXIT_OK
-
-
-def print_watch(seen: guard.Watch, out: Console) -> None:
-    table = Table(title="rollback guard", title_justify="left")
-    for column in ("type", "decision", "trigger", "why"):
-        table.add_column(column)
-    colour = {guard.HOLD: "green", guard.ROLL_BACK: "red", guard.INCONCLUSIVE: "yellow"}
-    for type_id, d in sorted(seen.decisions.items()):
-        table.add_row(type_id, f"[{colour[d.decision]}]{d.decision}[/]", d.trigger, d.reason)
-    out.print(table)
-    for event in seen.events:
-        acted = "rolled back: reads now kv" if event["acted"] else "would roll back (no --act)"
-        out.print(f"[red]{event['type']}: {acted} ({event['trigger']}: {event['evidence']})[/]")
-    b = seen.budget
-    out.print(
-        f"error budget ({b['budget_days']} days at {b['budget_percent']:g}%): "
-        f"{b['failed']} of {b['requests']:,} requests failed in {b['watched_s']:g} s watched; "
-        f"{b['spent_percent']:g}% spent, {b['left_percent']:g}% left"
-    )
