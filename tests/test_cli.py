@@ -119,7 +119,8 @@ def test_settings_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str
 def test_demo_runs_end_to_end(
     capsys: pytest.CaptureFixture[str], phasegate_settings: Settings, tmp_path: Path
 ) -> None:
-    """The main job: seed, schema, backfill, keys, Phase A gate, report on the sandbox."""
+    """The main job on the sandbox: Phase A, the Phase B burst, Phase C with the
+    guarded cutover (the injected breach rolled back, then held), Phase D."""
     argv = ["demo"]
     if phasegate_settings.sandbox_pg_url:
         argv += ["--sandbox-pg-url", phasegate_settings.sandbox_pg_url]
@@ -131,9 +132,17 @@ def test_demo_runs_end_to_end(
     assert "Phase A verdict: PASS" in out
     assert "Phase B verdict: PASS" in out
     assert "after reconcile: 0% of" in out or "% after" in out
+    assert "messages: rolled back: reads now kv (p95: inbox" in out
+    assert "recovered: delay removed" in out
+    assert "Phase C verdict: PASS" in out
+    assert "Phase D verdict: PASS" in out
     summary = json.loads((tmp_path / "latest" / "summary.json").read_text())
     assert summary["verdict"] == "pass"
     assert summary["phases"]["A"]["types"]["messages"]["checks"]["full"]["status"] == "pass"
+    guard = summary["phases"]["C"]["types"]["messages"]["checks"]["rollback-guard"]
+    assert guard["metrics"]["rolled_back"] == ["messages"]
+    drill = summary["phases"]["D"]["types"]["messages"]["checks"]["restore-drill"]
+    assert drill["status"] == "pass"
 
 
 def test_reconcile_repairs_reports_and_then_has_nothing_to_do(
