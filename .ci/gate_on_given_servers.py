@@ -1,16 +1,19 @@
-"""CI: the Phase A and Phase C gates (queries and load) against given servers, as a release engineer
+"""CI: the Phase A, C and D gates against given servers, as a release engineer
 would run them.
 
 Claims a scratch Redis DB and a scratch database on this machine's servers,
 fills them with the CLI at the 6mo scale (seed, schema apply, backfill, fk add,
 then ANALYZE), runs the README's gate commands against them as *given* targets
-(they only read), and removes both.
+(they only read), and removes both. Phase D (archive, verify, restore, the
+gate) runs on a second pair at the ``now`` scale: at 6mo its restore drill and
+scratch backfill alone would take minutes.
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 
 import psycopg
 
@@ -41,6 +44,32 @@ def main() -> int:
             ["pytest", "query_shapes", "--phase=C", "--kv-url", kv, "--pg-url", pg],
             ["pytest", "load", "--phase=C", "--kv-url", kv, "--pg-url", pg, "--load-run-time=20s"],
             ["phasegate", "shapes", "plans", "--pg-url", pg],
+        ):
+            print("+", " ".join(gate), flush=True)
+            codes.append(subprocess.run(gate, check=False).returncode)
+    codes.append(phase_d())
+    return max(codes)
+
+
+def phase_d() -> int:
+    """The README's Phase D commands, as written, on a `now` pair of given stores."""
+    with (
+        scratch_kv(KV) as kv,
+        scratch_kv(KV) as empty,
+        scratch_database(PG, prefix="phasegate_ci") as pg,
+        tempfile.TemporaryDirectory() as folder,
+    ):
+        run("phasegate", "seed", "--kv-url", kv)
+        run("phasegate", "schema", "apply", "--pg-url", pg)
+        run("phasegate", "backfill", "--kv-url", kv, "--pg-url", pg)
+        run("phasegate", "fk", "add", "--pg-url", pg, "--create-missing-handles")
+        out = f"{folder}/archive/"
+        codes = []
+        for gate in (
+            ["phasegate", "archive", "--kv-url", kv, "--out", out],
+            ["phasegate", "archive", "verify", out],
+            ["phasegate", "restore", out, "--kv-url", empty],
+            ["pytest", "--phase=D", "--kv-url", kv, "--pg-url", pg, f"--archive={out}"],
         ):
             print("+", " ".join(gate), flush=True)
             codes.append(subprocess.run(gate, check=False).returncode)

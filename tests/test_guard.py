@@ -262,3 +262,18 @@ def test_the_pytest_gate_check_reports_the_guard_decisions(
     assert "roll back (p95)" in checks["messages"]["message"]
     assert checks["friends"]["status"] == "pass"
     assert modes["messages"] == "pg"  # the gate only reports
+
+
+def test_the_cli_exits_3_on_an_idle_service_and_2_for_act_without_a_token(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from phasegate.cli import main
+
+    monkeypatch.delenv("PHASEGATE_ADMIN_TOKEN", raising=False)
+    with runner.service(migration.kv_url, migration.pg_url, folder=tmp_path) as svc:
+        common = ["guard", "--service", svc.url, "--events", str(tmp_path / "g.jsonl")]
+        assert main([*common, "--act"]) == 2
+        fast = ["--guard-window=1", "--guard-sub-windows=1", "--types", "messages"]
+        assert main([*common, *fast]) == 3
+    last = json.loads((tmp_path / "guard-last.json").read_text())
+    assert last["decisions"]["messages"]["decision"] == "inconclusive"

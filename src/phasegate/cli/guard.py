@@ -35,7 +35,7 @@ def add_parsers(
         "spent and left. Without --act it only reports; with --act it flips the breaching "
         "type's reads to kv through POST /_phasegate/admin/modes (token from "
         "PHASEGATE_ADMIN_TOKEN) and records the event. Exit 1 if any type is rolled back, "
-        "3 if none could be judged, else 0.",
+        "else 3 if any could not be judged (limit the watch with --types), else 0.",
     )
     cmd.add_argument("--service", required=True, metavar="URL", help="the service to watch")
     cmd.add_argument(
@@ -91,6 +91,6 @@ def _guard(args: argparse.Namespace, settings: Settings) -> int:
     decisions = {d.decision for d in seen.decisions.values()}
     if guard.ROLL_BACK in decisions:
         return EXIT_GATE_FAILED
-    if guard.HOLD not in decisions:
+    if guard.INCONCLUSIVE in decisions:  # nothing passes for lack of requests
         return EXIT_INCONCLUSIVE
     return EXIT_OK
