@@ -277,3 +277,46 @@ def test_the_cli_exits_3_on_an_idle_service_and_2_for_act_without_a_token(
         assert main([*common, *fast]) == 3
     last = json.loads((tmp_path / "guard-last.json").read_text())
     assert last["decisions"]["messages"]["decision"] == "inconclusive"
+
+
+def test_data_loss_on_record_rolls_back_at_once(
+    migration: Migration, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal entry Postgres refused for good (friends) and a key the last
+    reconcile left open (messages): both types roll back at the first poll, with
+    no traffic at all; users, idle, stay inconclusive."""
+    from phasegate.dualwrite.change import Change
+    from phasegate.journal import Journal
+    from phasegate.reconcile import Reconciled
+    from phasegate.report import write_reconcile_report
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    change = Change("friend_add")
+    change.put("friends", {"handle": "al", "friend": "bo"})
+    entry = journal.record(change.to_json(), failed="pg", error="Postgres was away")
+    journal.done(entry, refused="insert violates foreign key constraint friends_friend_fkey")
+    gap = Reconciled(types=("messages",), dry_run=False)
+    gap.still_different["messages"] = ["messages:m1"]
+    write_reconcile_report(gap, tmp_path / "reconcile")
+    lost = guard.losses(journal.path, guard.newest_reconcile_report(tmp_path / "reconcile"))
+    assert "Postgres refused it for good" in lost["friends"][0]
+    assert "left messages:m1 open (still different)" in lost["messages"][0]
+    monkeypatch.setenv("PHASEGATE_ADMIN_TOKEN", TOKEN)
+    with runner.service(migration.kv_url, migration.pg_url, folder=tmp_path, read="pg") as svc:
+        seen = guard.watch(
+            guard.Service(svc.url, TOKEN),
+            FAST,
+            duration_s=0.5,
+            poll_s=0.2,
+            types=["messages", "friends", "users"],
+            act=True,
+            recorded=lambda: lost,
+        )
+        modes = guard.Service(svc.url)._json("/health")["modes"]["read"]
+    assert decisions(seen) == {
+        "messages": "roll back",
+        "friends": "roll back",
+        "users": "inconclusive",
+    }
+    assert {d.trigger for t, d in seen.decisions.items() if t != "users"} == {"data loss"}
+    assert (modes["messages"], modes["friends"], modes["users"]) == ("kv", "kv", "pg")

@@ -12,9 +12,10 @@ brackets):
 - **errors**: an endpoint's error rate (HTTP 5xx) over ``guard_error_percent``
   (5%; RFC 1%) over the window, with at least ``guard_min_requests`` requests.
 - **data loss**, at once: a shadow read of a type reading Postgres that still
-  differed from KV after its recheck (the service's status, with ``--shadow``).
-  (Journal entries Postgres can never take and reconcile gaps are not yet
-  among the triggers.)
+  differed from KV after its recheck (the service's status, with ``--shadow``);
+  a dual-write journal entry Postgres refused for good (the journal marks it
+  set aside); a reconcile that left a key open (its report's ``still_different``
+  or ``repair_failed``).
 
 A type none of whose endpoints had ``guard_min_requests`` requests in each
 sub-window (or whose window has not been watched whole) is **inconclusive**:
@@ -145,7 +146,7 @@ def decide(
             type_id,
             ROLL_BACK,
             "data loss",
-            f"{len(mismatches)} reads from Postgres still differ from KV after their recheck",
+            f"{len(mismatches)} signs of data loss, first: {mismatches[0]}",
             mismatches=tuple(mismatches[:20]),
         )
     mine = [s for s in samples if s[2] == type_id]
@@ -280,6 +281,40 @@ class Service:
         return result
 
 
+def losses(journal: Path | None, reconcile_report: Path | None) -> dict[str, list[str]]:
+    """Data loss on record, per type: journal entries Postgres refused for good, and
+    keys the last reconcile left open."""
+    out: dict[str, list[str]] = defaultdict(list)
+    if journal is not None and journal.is_file():
+        from phasegate.journal import Journal
+
+        book = Journal(journal)
+        refused = dict(book.refused())
+        for entry in book.entries():
+            if entry.id in refused and entry.failed == "pg":
+                for type_id in entry.type_ids:
+                    out[type_id].append(
+                        f"journal entry {entry.id} ({entry.op}): Postgres refused it for good: "
+                        f"{refused[entry.id]}"
+                    )
+    if reconcile_report is not None and reconcile_report.is_file():
+        section = json.loads(reconcile_report.read_text()).get("reconcile") or {}
+        for type_id, row in (section.get("types") or {}).items():
+            for kind in ("still_different", "repair_failed"):
+                for key in row.get(kind, []):
+                    what = kind.replace("_", " ")
+                    out[type_id].append(
+                        f"reconcile {reconcile_report.name} left {key} open ({what})"
+                    )
+    return out
+
+
+def newest_reconcile_report(folder: Path) -> Path | None:
+    """The last ``phasegate reconcile`` report in ``folder`` (names sort by time)."""
+    reports = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return reports[-1] if reports else None
+
+
 @dataclass
 class Watch:
     """What one guard run saw and decided."""
@@ -299,6 +334,7 @@ def watch(
     act: bool = False,
     journal: Path | None = None,
     on_poll: Callable[[Watch], None] | None = None,
+    recorded: Callable[[], dict[str, list[str]]] | None = None,
 ) -> Watch:
     """Poll the service for ``duration_s``; decide per type after each poll; with
     ``act`` roll a breaching type's reads back (once) and record the event."""
@@ -313,6 +349,8 @@ def watch(
         samples.extend(new)
         samples = [s for s in samples if s[0] >= now - triggers.window_s]
         mismatches = service.mismatches()
+        for type_id, lost in (recorded() if recorded else {}).items():
+            mismatches.setdefault(type_id, []).extend(lost)
         budget.add(new)
         for type_id in judged:
             previous = out.decisions.get(type_id)

@@ -29,8 +29,9 @@ def add_parsers(
         description="Polls the service's metric stream (GET /_phasegate/metrics) and status "
         "for --duration seconds and decides per data type: hold, roll back (p95 over "
         "--guard-p95-ms in every one of --guard-sub-windows sub-windows of --guard-window "
-        "seconds; errors over --guard-error-percent over the window; a shadow read from "
-        "Postgres still differing after its recheck, at once) or inconclusive (too few "
+        "seconds; errors over --guard-error-percent over the window; at once on data loss: "
+        "a shadow read from Postgres still differing after its recheck, a journal entry "
+        "Postgres refused for good, a key the last reconcile left open) or inconclusive (too few "
         "requests, or the window not yet watched whole). Reports the 7-day error budget "
         "spent and left. Without --act it only reports; with --act it flips the breaching "
         "type's reads to kv through POST /_phasegate/admin/modes (token from "
@@ -54,6 +55,22 @@ def add_parsers(
         metavar="FILE",
         help="where rollback events are recorded (default %(default)s)",
     )
+    cmd.add_argument(
+        "--journal",
+        type=Path,
+        default=Path("reports/dual-write-journal.jsonl"),
+        metavar="FILE",
+        help="the dual-write journal: an entry Postgres refused for good is data loss "
+        "(default %(default)s)",
+    )
+    cmd.add_argument(
+        "--reconcile-reports",
+        type=Path,
+        default=Path("reports/reconcile"),
+        metavar="DIR",
+        help="where `phasegate reconcile` writes: keys its last run left open are data "
+        "loss (default %(default)s)",
+    )
     cmd.set_defaults(run=_guard)
 
 
@@ -75,6 +92,9 @@ def _guard(args: argparse.Namespace, settings: Settings) -> int:
             types=args.types,
             act=args.act,
             journal=args.events,
+            recorded=lambda: guard.losses(
+                args.journal, guard.newest_reconcile_report(args.reconcile_reports)
+            ),
         )
     print_watch(seen, console)
     (args.events.parent / "guard-last.json").write_text(
