@@ -271,12 +271,26 @@ def test_the_cli_exits_3_on_an_idle_service_and_2_for_act_without_a_token(
 
     monkeypatch.delenv("PHASEGATE_ADMIN_TOKEN", raising=False)
     with runner.service(migration.kv_url, migration.pg_url, folder=tmp_path) as svc:
-        common = ["guard", "--service", svc.url, "--events", str(tmp_path / "g.jsonl")]
+        common = [
+            "guard",
+            "--service",
+            svc.url,
+            "--events",
+            str(tmp_path / "g.jsonl"),
+            "--journal",
+            str(tmp_path / "none.jsonl"),
+            "--reconcile-reports",
+            str(tmp_path / "none"),
+            f"--reports-dir={tmp_path / 'reports'}",
+        ]
         assert main([*common, "--act"]) == 2
         fast = ["--guard-window=1", "--guard-sub-windows=1", "--types", "messages"]
         assert main([*common, *fast]) == 3
     last = json.loads((tmp_path / "guard-last.json").read_text())
     assert last["decisions"]["messages"]["decision"] == "inconclusive"
+    summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
+    checks = summary["phases"]["C"]["types"]["messages"]["checks"]
+    assert checks["rollback-guard"]["status"] == "inconclusive"
 
 
 def test_data_loss_on_record_rolls_back_at_once(

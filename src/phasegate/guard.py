@@ -382,7 +382,7 @@ def watch(
         time.sleep(poll_s)
 
 
-def as_check(d: Decision, triggers: Triggers) -> CheckResult:
+def as_check(d: Decision, triggers: Triggers, event: dict[str, Any] | None = None) -> CheckResult:
     """A decision as the Phase C gate's ``rollback-guard`` check of its type."""
     statuses: dict[str, Status] = {HOLD: "pass", ROLL_BACK: "fail", INCONCLUSIVE: "inconclusive"}
     status = statuses[d.decision]
@@ -398,6 +398,6 @@ def as_check(d: Decision, triggers: Triggers) -> CheckResult:
         status,
         f"{d.decision}" + (f" ({d.trigger})" if d.trigger else "") + f": {d.reason}",
         tuple([*d.mismatches[:5], *details][:10]),
-        {"decision": d.decision, "trigger": d.trigger},
+        {"decision": d.decision, "trigger": d.trigger, **({"event": event} if event else {})},
         asdict(triggers),
     )

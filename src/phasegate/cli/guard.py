@@ -7,14 +7,15 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
 
-from phasegate import guard
+from phasegate import guard, report
 from phasegate.console import print_watch
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
-from phasegate.settings import Settings
+from phasegate.settings import Settings, redact_url
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 
@@ -74,6 +75,29 @@ def add_parsers(
     cmd.set_defaults(run=_guard)
 
 
+def _report(
+    seen: guard.Watch, triggers: guard.Triggers, args: argparse.Namespace, settings: Settings
+) -> Path:
+    """The watch as a Phase C report (rollback-guard checks; events in their metrics)."""
+    events = {e["type"]: e for e in seen.events}
+    summary = report.Summary(
+        run_id=report.new_run_id(),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        phase="C",
+        context={
+            "service": redact_url(args.service),
+            "act": args.act,
+            "window_s": triggers.window_s,
+            "error_budget": seen.budget,
+            "versions": report.versions(),
+        },
+        results=tuple(
+            guard.as_check(d, triggers, events.get(t)) for t, d in sorted(seen.decisions.items())
+        ),
+    )
+    return report.write(summary, settings.reports_dir, keep=settings.reports_keep)
+
+
 def _guard(args: argparse.Namespace, settings: Settings) -> int:
     token = os.environ.get("PHASEGATE_ADMIN_TOKEN") or None
     if args.act and not token:
@@ -108,6 +132,8 @@ def _guard(args: argparse.Namespace, settings: Settings) -> int:
         )
         + "\n"
     )
+    folder = _report(seen, triggers, args, settings)
+    console.print(f"report: {folder}/index.html")
     decisions = {d.decision for d in seen.decisions.values()}
     if guard.ROLL_BACK in decisions:
         return EXIT_GATE_FAILED
