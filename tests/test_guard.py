@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from fixtures.migration import Migration, make
 from phasegate import guard
 from phasegate.burst_workloads import read_url
+from phasegate.demo_cutover import drive
 from phasegate.load import params, runner
 from phasegate.servers import Sandbox
 
@@ -55,24 +55,6 @@ def own_migration(sandbox: Sandbox) -> Iterator[Migration]:
     yield from make(sandbox)
 
 
-def drive(url: str, asks: list[str], stop: threading.Event, copies: int = 3) -> None:
-    """Steady reads until ``stop``: ``copies`` threads per request, so a slowed
-    endpoint still gets requests in every sub-window."""
-
-    def loop(ask: str) -> None:
-        while not stop.is_set():
-            try:
-                with urllib.request.urlopen(ask.format(url=url), timeout=5) as r:
-                    r.read()
-            except OSError:  # HTTP errors too: the guard counts them from the server
-                pass
-            time.sleep(0.05)
-
-    for ask in asks:
-        for _ in range(copies):
-            threading.Thread(target=loop, args=(ask,), daemon=True).start()
-
-
 def asks_of(m: Migration) -> list[str]:
     sets = params.sample(m.pg, limit=2)
     return [read_url("{url}", name, sets[name][0]) for name in READS]
@@ -96,12 +78,10 @@ def watch_service(
     ) as svc:
         stop = threading.Event()
         if not idle:
-            drive(svc.url, asks_of(m), stop)
+            drive([a.format(url=svc.url) for a in asks_of(m)], stop)
         service = guard.Service(svc.url, TOKEN)
         for after, delays in drill or []:
-            timer = threading.Timer(
-                after, service._json, ("/_phasegate/admin/modes", {"inject_delay": delays})
-            )
+            timer = threading.Timer(after, service.admin, ({"inject_delay": delays},))
             timer.start()
         seen = guard.watch(
             service,
@@ -113,7 +93,7 @@ def watch_service(
             journal=tmp_path / "events.jsonl",
         )
         stop.set()
-        modes = service._json("/health")["modes"]["read"]
+        modes = service.read_modes()
     return seen, modes
 
 
@@ -242,7 +222,7 @@ def test_the_pytest_gate_check_reports_the_guard_decisions(
         write="pg",
     ) as svc:
         stop = threading.Event()
-        drive(svc.url, asks_of(migration), stop)
+        drive([a.format(url=svc.url) for a in asks_of(migration)], stop)
         done = run_pytest(
             "load/test_guard.py",
             "--phase=C",
@@ -254,7 +234,7 @@ def test_the_pytest_gate_check_reports_the_guard_decisions(
             f"--reports-dir={tmp_path / 'reports'}",
         )
         stop.set()
-        modes = guard.Service(svc.url)._json("/health")["modes"]["read"]
+        modes = guard.Service(svc.url).read_modes()
     assert done.returncode == 1, done.stdout[-3000:]
     summary = json.loads((tmp_path / "reports" / "latest" / "summary.json").read_text())
     checks = {t: v["checks"]["rollback-guard"] for t, v in summary["phases"]["C"]["types"].items()}
@@ -326,7 +306,7 @@ def test_data_loss_on_record_rolls_back_at_once(
             act=True,
             recorded=lambda: lost,
         )
-        modes = guard.Service(svc.url)._json("/health")["modes"]["read"]
+        modes = guard.Service(svc.url).read_modes()
     assert decisions(seen) == {
         "messages": "roll back",
         "friends": "roll back",

@@ -48,7 +48,7 @@ def _env(name: str, value: str) -> Iterator[None]:
             os.environ[name] = before
 
 
-def _drive(urls: list[str], stop: threading.Event, copies: int = 3) -> None:
+def drive(urls: list[str], stop: threading.Event, copies: int = 3) -> None:
     """Steady reads on every URL until ``stop`` (``copies`` threads each)."""
 
     def loop(url: str) -> None:
@@ -82,18 +82,15 @@ def demo_guard(
     ):
         service = guard.Service(svc.url, token)
         stop = threading.Event()
-        _drive([read_url(svc.url, name, sets[name][0]) for name in DRIVEN], stop)
+        drive([read_url(svc.url, name, sets[name][0]) for name in DRIVEN], stop)
         types = sorted({ENDPOINT_TYPES[name] for name in DRIVEN})
-        service._json("/_phasegate/admin/modes", {"inject_delay": {endpoint: delay}})
+        service.admin({"inject_delay": {endpoint: delay}})
         console.print(f"injected {delay:g} ms on {endpoint}, held: the guard acts (--act)")
         breach = guard.watch(
             service, t, duration_s=t.window_s + 1, poll_s=0.5, types=types, act=True
         )
         print_watch(breach, console)
-        service._json(
-            "/_phasegate/admin/modes",
-            {"inject_delay": {endpoint: 0}, "read": {"messages": "pg"}},
-        )
+        service.admin({"inject_delay": {endpoint: 0}, "read": {"messages": "pg"}})
         console.print("recovered: delay removed, messages read from Postgres again")
         after = guard.watch(service, t, duration_s=t.window_s + 1, poll_s=0.5, types=types)
         stop.set()

@@ -267,8 +267,7 @@ class Service:
     def mismatches(self) -> dict[str, list[str]]:
         """Shadow mismatches that survived their recheck, per type reading Postgres."""
         status = self._json("/_phasegate/status")
-        health = self._json("/health")
-        reading_pg = {t for t, s in health["modes"]["read"].items() if s == "pg"}
+        reading_pg = {t for t, s in self.read_modes().items() if s == "pg"}
         mismatches: dict[str, list[str]] = defaultdict(list)
         for endpoint, seen in ((status.get("shadow") or {}).get("pg") or {}).items():
             type_id = ENDPOINT_TYPES.get(endpoint, "")
@@ -276,9 +275,17 @@ class Service:
                 mismatches[type_id].extend(str(m) for m in seen.get("mismatches", []))
         return mismatches
 
-    def roll_back(self, type_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self._json("/_phasegate/admin/modes", {"read": {type_id: "kv"}})
+    def admin(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST the admin endpoint (modes, drill delays); returns the modes after."""
+        result: dict[str, Any] = self._json("/_phasegate/admin/modes", body)
         return result
+
+    def read_modes(self) -> dict[str, str]:
+        modes: dict[str, str] = self._json("/health")["modes"]["read"]
+        return modes
+
+    def roll_back(self, type_id: str) -> dict[str, Any]:
+        return self.admin({"read": {type_id: "kv"}})
 
 
 def losses(journal: Path | None, reconcile_report: Path | None) -> dict[str, list[str]]:

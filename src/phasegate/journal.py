@@ -23,6 +23,7 @@ from typing import Any, Literal
 from phasegate.dualwrite.change import Change
 
 Side = Literal["pg", "kv"]
+DEFAULT_JOURNAL = Path("reports/dual-write-journal.jsonl")  # `phasegate serve` writes it
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,10 @@ from pathlib import Path
 from rich.console import Console
 
 from phasegate import guard, report
+from phasegate.cli.reconcile import reports_folder
 from phasegate.console import print_watch
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
+from phasegate.journal import DEFAULT_JOURNAL
 from phasegate.settings import Settings, redact_url
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -59,7 +61,7 @@ def add_parsers(
     cmd.add_argument(
         "--journal",
         type=Path,
-        default=Path("reports/dual-write-journal.jsonl"),
+        default=DEFAULT_JOURNAL,
         metavar="FILE",
         help="the dual-write journal: an entry Postgres refused for good is data loss "
         "(default %(default)s)",
@@ -67,10 +69,9 @@ def add_parsers(
     cmd.add_argument(
         "--reconcile-reports",
         type=Path,
-        default=Path("reports/reconcile"),
         metavar="DIR",
         help="where `phasegate reconcile` writes: keys its last run left open are data "
-        "loss (default %(default)s)",
+        "loss (default <reports_dir>/reconcile)",
     )
     cmd.set_defaults(run=_guard)
 
@@ -117,7 +118,8 @@ def _guard(args: argparse.Namespace, settings: Settings) -> int:
             act=args.act,
             journal=args.events,
             recorded=lambda: guard.losses(
-                args.journal, guard.newest_reconcile_report(args.reconcile_reports)
+                args.journal,
+                guard.newest_reconcile_report(args.reconcile_reports or reports_folder(settings)),
             ),
         )
     print_watch(seen, console)

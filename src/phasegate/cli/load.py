@@ -12,6 +12,7 @@ from rich.console import Console
 from phasegate.console import print_load
 from phasegate.dualwrite.writer import DEFECTS
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, UsageError
+from phasegate.journal import DEFAULT_JOURNAL
 from phasegate.load.stats import (
     EXIT_MEANING,
     INCONCLUSIVE_CODES,
@@ -60,7 +61,7 @@ def add_parsers(
     serve.add_argument(
         "--journal",
         type=Path,
-        default=Path("reports/dual-write-journal.jsonl"),
+        default=DEFAULT_JOURNAL,
         metavar="FILE",
         help="where dual writes record what one store missed (default %(default)s)",
     )

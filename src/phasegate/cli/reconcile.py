@@ -13,7 +13,7 @@ from rich.progress import (
 
 from phasegate.console import print_reconciled, stage_bars
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, UsageError
-from phasegate.journal import Journal
+from phasegate.journal import DEFAULT_JOURNAL, Journal
 from phasegate.mappings import TYPE_IDS
 from phasegate.parity.postgres import AllowList
 from phasegate.reconcile import reconcile
@@ -22,7 +22,11 @@ from phasegate.settings import Settings, redact_url
 from phasegate.stores import connect_kv, connect_pg
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-DEFAULT_JOURNAL = Path("reports/dual-write-journal.jsonl")
+
+
+def reports_folder(settings: Settings) -> Path:
+    """Where reconcile runs write their reports (and the guard reads the last)."""
+    return Path(settings.reports_dir) / "reconcile"
 
 
 def add_parsers(
@@ -88,7 +92,7 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
             progress=note,
         )
     print_reconciled(result, console)
-    folder = Path(settings.reports_dir) / "reconcile"
+    folder = reports_folder(settings)
     path = write_reconcile_report(result, folder)
     console.print(f"report: {path} (and .json)")
     return EXIT_OK if result.closed else EXIT_GATE_FAILED
