@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -33,6 +36,36 @@ def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     flat = " ".join(out.split())
     assert "0 pass, 1 gate failed, 2 usage or environment error" in flat
     assert "3 inconclusive" in flat
+
+
+def test_every_command_explains_itself(capsys: pytest.CaptureFixture[str]) -> None:
+    """``phasegate COMMAND --help`` for every command, with every setting's help
+    (a ``%`` in one, "the spec's 5%", once broke the help of all of them)."""
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    commands = re.findall(r"^    (\w+)", capsys.readouterr().out, flags=re.MULTILINE)
+    assert {"seed", "backfill", "guard", "archive", "restore"} <= set(commands)
+    for command in commands:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert exited.value.code == 0, command
+        assert "usage: phasegate " + command in out
+
+
+def test_pytest_help_lists_the_gate_options() -> None:
+    """``pytest --help`` shows phasegate's options (pytest's parser is argparse too)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--help", "-p", "no:cacheprovider"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--guard-error-percent" in done.stdout
+    assert "5%" in done.stdout
 
 
 def test_seed_without_a_target_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -47,7 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 action="store_const",
                 const="true",
                 default=None,
-                help=f"{s.help} [env {s.env}]",
+                help=s.option_help(),
             )
         else:
             group.addoption(
@@ -55,7 +55,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                 dest=f"phasegate_{s.name}",
                 default=None,
                 metavar=s.metavar,
-                help=f"{s.help} [env {s.env}]",
+                help=s.option_help(),
             )
 
 

@@ -113,6 +113,13 @@ class Setting:
     def env(self) -> str:
         return "PHASEGATE_" + self.name.upper()
 
+    def option_help(self, default: bool = False) -> str:
+        """The help of its flag, for argparse (and pytest's parser, which is argparse):
+        ``%`` escaped, since argparse expands ``%(default)s`` forms in help text."""
+        shown = "none" if self.default is None else self.default
+        where = f"env {self.env}; default {shown}" if default else f"env {self.env}"
+        return f"{self.help} [{where}]".replace("%", "%%")
+
 
 SETTINGS: tuple[Setting, ...] = (
     Setting("kv_url", None, _kv_url, "Target Redis/Upstash KV to verify (read only).", "URL"),

@@ -37,8 +37,7 @@ def _settings_parent() -> argparse.ArgumentParser:
     for s in SETTINGS:
         if not s.has_flag:
             continue
-        default = "none" if s.default is None else s.default
-        help_text = f"{s.help} [env {s.env}; default {default}]"
+        help_text = s.option_help(default=True)
         if s.is_flag:
             group.add_argument(
                 s.flag,
