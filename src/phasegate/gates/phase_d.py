@@ -17,8 +17,8 @@ retention check on row ``archive``):
   (:mod:`~phasegate.gates.phase_d_service`).
 - ``kv-writes-stopped``: after the 7-day window, with every type writing
   Postgres only, the service's app writes change no KV key (measured on the
-  Redis server: every key's digest before and after), on scratch stores of the
-  sandbox made from the archive (restored, then backfilled).
+  Redis server: its keyspace notifications name every command run on a key), on
+  scratch stores of the sandbox made from the archive (restored, then backfilled).
 - ``retention``: the archive may be deleted no sooner than
   ``archive_retention_days`` (30) after it was taken, and it verifies against
   its manifest.

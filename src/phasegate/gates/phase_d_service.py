@@ -9,10 +9,10 @@ touches KV answers differently, or not at all, once KV is gone. Only reads are
 sent, so the given stores stay as they were.
 
 For ``kv-writes-stopped`` the service, every type writing Postgres only, takes
-each data type's app writes (the Phase B workloads) on scratch stores; every
-KV key's digest is read on the server before and after, and any key added,
-changed or deleted (short-lived keys expiring aside) is a KV write that should
-have stopped.
+each data type's app writes (the Phase B workloads) on scratch stores, while
+the Redis server reports every command it runs on a key (keyspace
+notifications): any write event on any key, expiry aside, is a KV write that
+should have stopped, named with its key and command.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from typing import Any
 
 import redis
 
-from phasegate import archive
 from phasegate.burst import send
 from phasegate.burst_workloads import read_url, workload
 from phasegate.endpoints import ENDPOINT_TYPES, ENDPOINTS, WRITES
 from phasegate.keyspace import key_text
+from phasegate.kvwatch import KvWatch
 from phasegate.load import params, runner
 from phasegate.parity.postgres import PgConn
 from phasegate.servers.process import free_port
@@ -110,10 +110,6 @@ class KvWrites:
     problems: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
 
-def _digests(kv: redis.Redis) -> dict[bytes, tuple[str, bool]]:
-    return {e.key: (e.digest, e.expire_at_ms is not None) for e in archive.live_entries(kv)}
-
-
 def kv_writes_stopped(
     kv_url: str,
     pg_url: str,
@@ -125,25 +121,29 @@ def kv_writes_stopped(
     per_type: int = 5,
     extra: Sequence[str] = (),
 ) -> KvWrites:
-    """Each writable type's writes, one type at a time, KV watched around each type."""
+    """Each writable type's writes, one type at a time, KV's write events read after each
+    type (keyspace notifications, see :mod:`~phasegate.kvwatch`)."""
     folder.mkdir(parents=True, exist_ok=True)
     args = [*extra, "--journal", str(folder / "journal.jsonl")]
     out = KvWrites()
     types = sorted({op.type_id for op in WRITES.values()})
-    with runner.service(kv_url, pg_url, read="pg", write="pg", extra=args, folder=folder) as svc:
+    with (
+        runner.service(kv_url, pg_url, read="pg", write="pg", extra=args, folder=folder) as svc,
+        KvWatch(kv) as watch,
+    ):
+        watch.mark()  # whatever the service did on its way up is not a type's write
         for type_id in types:
-            before = _digests(kv)
             for write in workload(type_id, pg, per_type, seed, windows=1).writes[:per_type]:
                 status, _body, error = send(svc.url, write)
                 if status is not None and status < 300:
                     out.acked[type_id] += 1
                 else:
                     out.refused[type_id].append(f"{write.op}: {status} {error}")
-            after = _digests(kv)
-            for key in sorted(set(before) | set(after)):
-                was, now = before.get(key), after.get(key)
-                if was == now or (now is None and was is not None and was[1]):
-                    continue  # unchanged, or a short-lived key that expired
-                what = "added" if was is None else "deleted" if now is None else "changed"
-                out.problems[type_id].append(f"{key_text(key)}: {what} in KV")
+            seen: dict[bytes, list[str]] = {}
+            for e in watch.mark():
+                seen.setdefault(e.key, [])
+                if e.event not in seen[e.key]:
+                    seen[e.key].append(e.event)
+            for key, events in sorted(seen.items()):
+                out.problems[type_id].append(f"{key_text(key)}: {', '.join(events)} in KV")
     return out
