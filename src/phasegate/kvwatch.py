@@ -44,7 +44,7 @@ class KvWatch:
 
     ``notify-keyspace-events`` is the server's, not the DB's, and two watches may
     overlap on one server (xdist workers on a shared sandbox). Each watch's
-    subscriber is named ``phasegate-kvwatch-<the setting found before any watch>``:
+    subscriber is named ``phasegate-kvwatch-<the setting found before any watch>-<id>``:
     a watch that starts beside others takes the original from their names, the
     last one out puts it back, and every mark checks the setting still holds
     (an error if another client turned it off: events may have been lost).
@@ -56,15 +56,16 @@ class KvWatch:
         self.prefix = f"__keyspace@{self.db}__:".encode()
         self.marker = f"phasegate:kvwatch:{uuid.uuid4().hex}".encode()
         current = self._setting()
-        others = self._watchers()
+        others = list(self._watchers().values())
         self.original = others[0] if others else current
+        self.name = f"{NAME}{self.original.encode().hex() or 'none'}-{uuid.uuid4().hex[:8]}"
         pool = kv.connection_pool
         self.named = redis.Redis(
             connection_pool=redis.ConnectionPool(
                 connection_class=pool.connection_class,
                 **{
                     **pool.connection_kwargs,
-                    "client_name": NAME + (self.original.encode().hex() or "none"),
+                    "client_name": self.name,
                 },
             )
         )
@@ -81,16 +82,16 @@ class KvWatch:
             found = self.kv.config_get("notify-keyspace-events")
         return str(next(iter(found.values()), "") or "")
 
-    def _watchers(self) -> list[str]:
-        """The original setting, as named by each watch running on this server."""
+    def _watchers(self) -> dict[str, str]:
+        """Each watch running on this server: its name, and the original setting."""
         with kv_errors(self.kv, "CLIENT LIST"):
             clients = self.kv.client_list()
-        out = []
+        out = {}
         for c in clients:
             name = str(c.get("name", ""))
             if name.startswith(NAME):
-                tail = name[len(NAME) :]
-                out.append("" if tail == "none" else bytes.fromhex(tail).decode())
+                original = name[len(NAME) :].split("-", maxsplit=1)[0]
+                out[name] = "" if original == "none" else bytes.fromhex(original).decode()
         return out
 
     def mark(self) -> list[KeyEvent]:
@@ -127,7 +128,12 @@ class KvWatch:
         """Unsubscribe; the last watch on the server puts the original setting back."""
         self.pubsub.close()
         self.named.close()
-        if not self._watchers():
+        # the server drops a closed connection when it next reads its socket: wait
+        # for that, so the next watch to close does not count this one as running
+        deadline = time.monotonic() + MARK_TIMEOUT_S
+        while self.name in (running := self._watchers()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not set(running) - {self.name}:
             with kv_errors(self.kv, "CONFIG SET notify-keyspace-events"):
                 self.kv.config_set("notify-keyspace-events", self.original)
 
