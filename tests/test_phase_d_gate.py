@@ -160,6 +160,33 @@ def test_a_key_missing_from_the_archive_fails_naming_it(gate: Callable[..., Phas
     assert d.run("archive-complete", "messages").status == "pass"
 
 
+def test_the_store_changing_after_the_archive_is_judged_key_by_key(
+    gate: Callable[..., PhaseD], migration: Migration
+) -> None:
+    """After the archive: a message key added (missing from it) and a friends key made
+    a hash (wrong type) fail, naming the keys; a key deleted and a short-lived rate
+    limit made since are noted, not failures."""
+    d = gate()
+    kv = migration.kv
+    friend = next(iter(kv.scan_iter(match="friends:*", count=1000)))
+    gone = next(iter(kv.scan_iter(match="invite:*", count=1000)))
+    kv.set("msg:made-after-the-archive", '{"id": "made-after-the-archive"}')
+    kv.delete(friend)
+    kv.hset(friend, "was", "a set")
+    kv.delete(gone)
+    kv.set("ratelimit:late:1", "1", ex=60)
+    messages = d.run("archive-complete", "messages")
+    assert messages.status == "fail"
+    assert "msg:made-after-the-archive: missing from the archive" in messages.explain()
+    friends = d.run("archive-complete", "friends")
+    assert friends.status == "fail"
+    assert f"{friend.decode()}: archived as a set, the store holds a hash" in friends.explain()
+    notes = d.completeness.notes["keyspace"]
+    assert f"{gone.decode()}: archived, since gone from the store" in notes
+    assert "ratelimit:late:1: short-lived, made after the archive" in notes
+    assert d.run("archive-complete", "users").status == "pass"
+
+
 def test_a_corrupted_value_fails_verify_retention_and_completeness(
     gate: Callable[..., PhaseD],
 ) -> None:
