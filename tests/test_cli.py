@@ -154,7 +154,7 @@ def test_demo_runs_end_to_end(
 ) -> None:
     """The main job on the sandbox: Phase A, the Phase B burst, Phase C with the
     guarded cutover (the injected breach rolled back, then held), Phase D."""
-    # The demo's 20-second load gate runs here beside another xdist worker on two
+    # The demo's 30-second load gate runs here beside another xdist worker on two
     # cores, so its p95 measures that contention (it failed once at 276 ms on one
     # endpoint with 23 requests). This test proves the pipeline from A to D; the
     # 200 ms budget is the load gate's, proven by its own seeded tests and the

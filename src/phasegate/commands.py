@@ -168,7 +168,10 @@ def run_demo(settings: Settings, console: Console) -> int:
 
 
 DEMO_LOAD_USERS = 100
-DEMO_LOAD_TIME = "20s"  # 5 s of it is the ramp, left out of the statistics
+# 5 s of it is the ramp, left out of the statistics. 20 s left the rarest endpoints
+# (weight 3 of about 110) with 7 requests when CI ran the demo beside another
+# worker: under the 10 the gate needs to judge one, so the demo was inconclusive.
+DEMO_LOAD_TIME = "30s"
 
 
 def demo_load(
