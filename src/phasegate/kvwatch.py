@@ -72,9 +72,8 @@ class KvWatch:
         self.pubsub = self.named.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         self.pubsub.psubscribe(self.prefix + b"*")
         self.pubsub.subscribe(self.marker)
-        self.flags = "".join(sorted(set(current) | set(FLAGS)))
         with kv_errors(kv, "CONFIG SET notify-keyspace-events"):
-            kv.config_set("notify-keyspace-events", self.flags)
+            kv.config_set("notify-keyspace-events", "".join(sorted(set(current) | set(FLAGS))))
         self.mark()  # the subscriptions are live once the first mark comes back
 
     def _setting(self) -> str:

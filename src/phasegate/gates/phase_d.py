@@ -50,9 +50,10 @@ from phasegate.gates.phase_a import PhaseA
 from phasegate.gates.phase_d_service import KvFree, KvWrites, kv_free_reads, kv_writes_stopped
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, verdict
+from phasegate.keyspace import scan_keys
 from phasegate.mappings import MAPPINGS, classify
 from phasegate.parity.postgres import PgConn
-from phasegate.stores import connect_kv, connect_pg, kv_errors
+from phasegate.stores import connect_kv, connect_pg
 
 PHASE = "D"
 CHECKS = PHASE_CHECKS["D"]
@@ -161,7 +162,7 @@ class PhaseD:
                     out.problems[row].append(problem)
         known = array("Q", sorted(archived))
         del archived
-        for keys in _batches(_scan(self.kv), archive.BATCH):
+        for keys in scan_keys(self.kv, batch=archive.BATCH):
             missing = [key for key in keys if not _holds(known, _hash(key))]
             for live in archive.read_live(self.kv, missing) if missing else []:
                 if live is None:
@@ -372,11 +373,6 @@ def _hash(key: bytes) -> int:
 def _holds(known: array[int], value: int) -> bool:
     at = bisect.bisect_left(known, value)
     return at < len(known) and known[at] == value
-
-
-def _scan(kv: redis.Redis) -> Iterator[bytes]:
-    with kv_errors(kv, "SCAN"):
-        yield from kv.scan_iter(count=1000)
 
 
 def _batches(items: Iterator[T], size: int) -> Iterator[list[T]]:
