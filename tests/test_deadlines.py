@@ -87,7 +87,7 @@ def test_a_decoder_that_breaks_names_the_key_it_broke_on() -> None:
     from phasegate.keyspace import KvEntry
     from phasegate.mappings import MAPPINGS
     from phasegate.mappings.base import Decoded, VariantEntry
-    from phasegate.parity.compare import _decode_naming_the_key
+    from phasegate.parity.judge import _decode_naming_the_key
 
     def brittle(entries: Iterable[VariantEntry]) -> Decoded:
         for _variant, entry in entries:

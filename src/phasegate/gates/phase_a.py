@@ -206,7 +206,19 @@ class PhaseA:
     def check_full(self, type_id: str) -> CheckResult:
         if not self.full:
             return self._skip(type_id, "full", "the full diff runs on demand: pass --full")
-        return self._subset(type_id, "full", "records")
+        result = self._subset(type_id, "full", "records")
+        c = self.comparison.types[type_id]
+        equal = c.digest_buckets - c.fetched_buckets
+        how = (
+            f" ({equal:,} of {c.digest_buckets:,} buckets equal by digest, "
+            f"{c.fetched_buckets:,} fetched and compared)"
+        )
+        metrics = {
+            **result.metrics,
+            "digest_buckets": c.digest_buckets,
+            "fetched_buckets": c.fetched_buckets,
+        }
+        return dataclasses.replace(result, message=result.message + how, metrics=metrics)
 
     def check_refint(self, type_id: str) -> CheckResult:
         mapping = MAPPINGS[type_id]

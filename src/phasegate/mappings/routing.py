@@ -34,8 +34,11 @@ Router = Callable[[str, KvEntry, int], Iterator[tuple[int, KvEntry]]]
 
 
 def bucket_of(text: str, buckets: int) -> int:
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % buckets
+    """The top 60 bits of the text's MD5, modulo ``buckets``: Postgres computes the
+    same (``('x' || left(md5(t), 15))::bit(60)::bigint``), so it can digest its rows
+    by bucket itself (see :mod:`phasegate.parity.digest`)."""
+    digest = hashlib.md5(text.encode("utf-8", "surrogatepass")).digest()
+    return (int.from_bytes(digest[:8], "big") >> 4) % buckets
 
 
 def bucket_text(values: Iterable[str]) -> str:

@@ -56,6 +56,12 @@ class AllowList:
             entries.add((words[0], tuple(words[1:])))
         return cls(frozenset(entries))
 
+    def allows(self, type_id: str, key: RecordKey, record: Record) -> bool:
+        """Whether a Postgres row may stand without a KV record (listed, or a stub user)."""
+        if (type_id, key) in self.keys:
+            return True
+        return type_id == "users" and (record.get("metadata") or {}).get("stub") is True
+
     def for_type(self, type_id: str, pg: dict[RecordKey, Record]) -> frozenset[RecordKey]:
         """Allowed PG-only keys of ``type_id``: listed ones and stub users."""
         allowed = {key for t, key in self.keys if t == type_id}

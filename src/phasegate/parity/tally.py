@@ -156,6 +156,9 @@ class TypeComparison:
     repairs: list[dict[str, Any]] = field(default_factory=list)
     pg_only: list[tuple[Any, ...]] = field(default_factory=list)
     diagnosis: Diagnosis = field(default_factory=Diagnosis)
+    # Digest buckets holding records of the type, and how many differed (fetched, diffed).
+    digest_buckets: int = 0
+    fetched_buckets: int = 0
 
     def add(self, other: TypeComparison) -> None:
         self.kv_records += other.kv_records
@@ -172,6 +175,8 @@ class TypeComparison:
         self.repairs.extend(other.repairs)
         self.pg_only.extend(other.pg_only)
         self.diagnosis.add(other.diagnosis)
+        self.digest_buckets += other.digest_buckets
+        self.fetched_buckets += other.fetched_buckets
 
 
 @dataclass
