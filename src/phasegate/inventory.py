@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import redis
 
 from phasegate.findings import Finding, Severity
-from phasegate.keyspace import KvEntry, read_entries
+from phasegate.keyspace import KvEntry, Reader, read_batch, read_untyped, scan_keys
 from phasegate.mappings import MAPPINGS, TYPE_IDS, Classified, classify
 from phasegate.mappings.base import Decoded, VariantEntry
 
@@ -85,13 +85,28 @@ def classified_entries(
 ) -> Iterator[tuple[KvEntry, Classified]]:
     """Every key with its classification (made once, while reading); values are
     read only for mapped keys, and only of ``wanted`` types when given."""
+    reader = Reader(client)
+    for keys in scan_keys(client):  # one plain pass; the TYPEs asked per batch
+        yield from classified_batch(reader, "", keys, wanted)
+        if on_keys is not None:
+            on_keys(len(keys))
+
+
+def classified_batch(
+    reader: Reader, rtype: str, keys: list[bytes], wanted: Collection[str] | None = None
+) -> Iterator[tuple[KvEntry, Classified]]:
+    """One batch of :func:`~phasegate.keyspace.typed_batches` (or, with ``rtype`` "",
+    of plain SCAN), read and classified."""
     known: dict[str, Classified] = {}
 
     def want(key: str, rtype: str) -> bool:
         where = known[key] = classify(key, rtype)
         return where.kind == "mapped" and (wanted is None or where.type_id in wanted)
 
-    for entry in read_entries(client, want=want, on_batch=on_keys):
+    entries = (
+        read_untyped(reader, keys, want) if rtype == "" else read_batch(reader, rtype, keys, want)
+    )
+    for entry in entries:
         where = known.pop(entry.key) if entry.key in known else classify(entry.key, entry.rtype)
         yield entry, where
 

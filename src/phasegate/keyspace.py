@@ -35,6 +35,11 @@ for i, key in ipairs(KEYS) do
 end
 return out
 """
+_TYPES_OF = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('TYPE', key).ok end
+return out
+"""
 _COMMAND = {"hash": "HGETALL", "list": "LRANGE", "set": "SMEMBERS", "zset": "ZRANGE"}
 _PER_KEY = {
     "hash": lambda p, k: p.hgetall(k),
@@ -81,12 +86,32 @@ def scan_keys(
             return
 
 
-class _Reader:
+class Reader:
     """Batched value reads for one client; remembers whether scripts work."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
         self.scripts = True
+
+    def types(self, keys: Sequence[bytes]) -> list[str]:
+        """The TYPE of each key (``none`` for a key gone since SCAN), in one call."""
+        first = key_text(keys[0])
+        if self.scripts:
+            try:
+                with kv_errors(self.client, "EVAL_RO", first):
+                    replies = self.client.execute_command(  # type: ignore[no-untyped-call]
+                        "EVAL_RO", _TYPES_OF, len(keys), *keys
+                    )
+                return [r.decode() for r in replies]
+            except redis.ResponseError:
+                self.scripts = False  # scripts unavailable here: stop trying
+            except PermissionRefusedError:
+                self.scripts = False
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.type(key)
+        with kv_errors(self.client, "TYPE", first):
+            return [r.decode() for r in pipe.execute()]
 
     def read(self, rtype: str, keys: Sequence[bytes]) -> list[Any]:
         first = key_text(keys[0])
@@ -133,6 +158,60 @@ def _shape(rtype: str, reply: list[bytes]) -> Any:
     return reply
 
 
+def typed_batches(
+    client: redis.Redis, match: str | None = None, batch: int = 1000
+) -> Iterator[tuple[str, list[bytes]]]:
+    """(Redis TYPE, key names) for every key, a SCAN batch at a time; keys of a TYPE
+    outside :data:`TYPES` come last, found by a plain pass only when needed."""
+    with kv_errors(client, "DBSIZE"):
+        size_before = client.dbsize()
+    seen = 0
+    for rtype in TYPES:
+        for keys in scan_keys(client, match, batch, rtype):
+            seen += len(keys)
+            yield rtype, keys
+    with kv_errors(client, "DBSIZE"):
+        size_after = client.dbsize()
+    if match is None and seen < min(size_before, size_after):
+        yield from _other_types(client, batch)
+
+
+def read_batch(
+    reader: Reader, rtype: str, keys: list[bytes], want: Callable[[str, str], bool]
+) -> Iterator[KvEntry]:
+    """The entries of one batch of keys of one TYPE; values only where ``want``.
+
+    Keys that vanish between SCAN and read are skipped (they no longer exist).
+    """
+    names = [key_text(k) for k in keys]
+    if rtype not in TYPES:
+        yield from (KvEntry(name, rtype, None) for name in names)
+        return
+    wanted = [i for i, name in enumerate(names) if want(name, rtype)]
+    values = reader.read(rtype, [keys[i] for i in wanted]) if wanted else []
+    for i, value in zip(wanted, values, strict=True):
+        if value is None or (rtype != "string" and not value):
+            continue
+        yield KvEntry(names[i], rtype, value)
+    chosen = set(wanted)
+    for i, name in enumerate(names):
+        if i not in chosen:
+            yield KvEntry(name, rtype, None)
+
+
+def read_untyped(
+    reader: Reader, keys: list[bytes], want: Callable[[str, str], bool]
+) -> Iterator[KvEntry]:
+    """The entries of one plain SCAN batch: TYPEs asked in one call, then values read
+    a TYPE at a time (what one pass of :func:`typed_batches` does, for one batch)."""
+    by_type: dict[str, list[bytes]] = {}
+    for key, rtype in zip(keys, reader.types(keys), strict=True):
+        if rtype != "none":
+            by_type.setdefault(rtype, []).append(key)
+    for rtype, group in by_type.items():
+        yield from read_batch(reader, rtype, group, want)
+
+
 def read_entries(
     client: redis.Redis,
     *,
@@ -141,38 +220,16 @@ def read_entries(
     batch: int = 1000,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[KvEntry]:
-    """Every key with its TYPE; values read only where ``want(key, rtype)``.
-
-    Keys that vanish between SCAN and read are skipped (they no longer exist).
-    """
-    reader = _Reader(client)
-    with kv_errors(client, "DBSIZE"):
-        size_before = client.dbsize()
-    seen = 0
-    for rtype in TYPES:
-        for keys in scan_keys(client, match, batch, rtype):
-            seen += len(keys)
-            names = [key_text(k) for k in keys]
-            wanted = [i for i, name in enumerate(names) if want(name, rtype)]
-            values = reader.read(rtype, [keys[i] for i in wanted]) if wanted else []
-            for i, value in zip(wanted, values, strict=True):
-                if value is None or (rtype != "string" and not value):
-                    continue
-                yield KvEntry(names[i], rtype, value)
-            chosen = set(wanted)
-            for i, name in enumerate(names):
-                if i not in chosen:
-                    yield KvEntry(name, rtype, None)
-            if on_batch is not None:
-                on_batch(len(keys))
-    with kv_errors(client, "DBSIZE"):
-        size_after = client.dbsize()
-    if match is None and seen < min(size_before, size_after):
-        yield from _other_types(client, batch)
+    """Every key with its TYPE; values read only where ``want(key, rtype)``."""
+    reader = Reader(client)
+    for rtype, keys in typed_batches(client, match, batch):
+        yield from read_batch(reader, rtype, keys, want)
+        if on_batch is not None and rtype in TYPES:
+            on_batch(len(keys))
 
 
-def _other_types(client: redis.Redis, batch: int) -> Iterator[KvEntry]:
-    """Keys whose TYPE is none of :data:`TYPES` (streams, module types)."""
+def _other_types(client: redis.Redis, batch: int) -> Iterator[tuple[str, list[bytes]]]:
+    """Keys whose TYPE is none of :data:`TYPES` (streams, module types), by TYPE."""
     for keys in scan_keys(client, None, batch):
         pipe = client.pipeline(transaction=False)
         for key in keys:
@@ -182,4 +239,4 @@ def _other_types(client: redis.Redis, batch: int) -> Iterator[KvEntry]:
         for key, rtype in zip(keys, types, strict=True):
             name = rtype.decode()
             if name not in TYPES and name != "none":
-                yield KvEntry(key_text(key), name, None)
+                yield name, [key]

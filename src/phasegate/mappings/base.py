@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -178,7 +179,7 @@ class Mapping:
     def bucket_on(self) -> tuple[str, ...]:
         return self.bucket_columns or self.key_columns[:1]
 
-    @property
+    @functools.cached_property
     def index_variants(self) -> frozenset[str]:
         """Variants of derived index keys: checked by the decoder, not records."""
         return frozenset(p.variant for p in self.patterns if p.role == "index")

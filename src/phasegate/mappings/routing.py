@@ -18,6 +18,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -56,9 +57,17 @@ def handle_bucket(raw: str, buckets: int) -> int:
 
 def pair_bucket(first: object, second: object, buckets: int) -> int:
     """The bucket of an unordered pair of handles."""
+    if isinstance(first, str) and isinstance(second, str):
+        return _str_pair_bucket(first, second, buckets)
+    return 0  # not a pair of handles: decoding reports it
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _str_pair_bucket(first: str, second: str, buckets: int) -> int:
+    # Cached: a thread's pair repeats for each of its messages.
     try:
-        pair = [canonical_handle(first), canonical_handle(second)]  # type: ignore[arg-type]
-    except (DecodeError, TypeError):
+        pair = [canonical_handle(first), canonical_handle(second)]
+    except DecodeError:
         return 0
     return bucket_of(bucket_text(pair), buckets)
 

@@ -25,51 +25,25 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psycopg
 import redis
 
-from phasegate.inventory import classified_entries, key_finding
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping
-from phasegate.parity.buckets import row_bucket, split
+from phasegate.parity.buckets import row_bucket
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
-from phasegate.parity.judge import RECENT, PgDigests, Scope, in_sample, kept_path
-from phasegate.parity.tally import Comparison, KeyspaceFacts, Tally, TypeComparison
+from phasegate.parity.judge import RECENT, PgDigests, Scope, answer, in_sample
+from phasegate.parity.read import read_kv
+from phasegate.parity.spill import Folder, Spill
+from phasegate.parity.tally import Comparison, TypeComparison
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
 __all__ = ["RECENT", "Scope", "compare", "in_sample"]
-
-_CHUNK = 1000
-
-
-class _Spill:
-    """Per work bucket, files of pickled chunks: ("kv", type, variant, key, rtype, value)
-    or ("pg", type, row)."""
-
-    def __init__(self, folder: Path, buckets: int, source: str) -> None:
-        self.paths = [folder / f"{source}-{b:03d}.pickle" for b in range(buckets)]
-        self.files: list[IO[bytes]] = [p.open("wb") for p in self.paths]
-        self.pending: list[list[tuple[Any, ...]]] = [[] for _ in range(buckets)]
-
-    def put(self, bucket: int, item: tuple[Any, ...]) -> None:
-        pending = self.pending[bucket]
-        pending.append(item)
-        if len(pending) >= _CHUNK:
-            pickle.dump(pending, self.files[bucket], protocol=pickle.HIGHEST_PROTOCOL)
-            pending.clear()
-
-    def close(self) -> None:
-        for bucket, pending in enumerate(self.pending):
-            if pending:
-                pickle.dump(pending, self.files[bucket], protocol=pickle.HIGHEST_PROTOCOL)
-            self.files[bucket].close()
 
 
 def compare(
@@ -89,42 +63,37 @@ def compare(
     needs) fails the pass naming it.
     """
     types = tuple(types)
-    facts = KeyspaceFacts()
     # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
     workspace = Workspace.create("compare", None)
     try:
-        folder = workspace.path
-        kv_spill = _Spill(folder, buckets, "kv")
+        folder = Folder(workspace.path, buckets, workers)
         # Postgres digests beside the Redis read: it works on its own CPU.
         with ThreadPoolExecutor(max_workers=1) as side:
             pg_done = side.submit(_pg_digests, pg, types, timeout_s)
             try:
-                _spill_kv(kv, types, kv_spill, facts)
+                facts = read_kv(kv, types, folder)
             finally:
-                kv_spill.close()
                 pg_digests = pg_done.result()
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
-        jobs = [
-            ("digest", [str(p) for p in kv_spill.paths[w::workers]], types, scope, pg_digests)
-            for w in range(workers)
-        ]
-        for part, digests in _run(jobs):
+        shares = [list(range(buckets))[w::workers] for w in range(workers)]
+        digesting = [("digest", folder, share, types, scope, pg_digests) for share in shares]
+        for part, digests in _run(digesting):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
                 kv_digests[type_id].update(digests[type_id])
         wanted = {t: differing(kv_digests[t], pg_digests[t]) for t in types}
         for type_id in types:
             _count_equal_rows(totals[type_id], kv_digests[type_id], pg_digests[type_id], wanted)
-        pg_spill = _Spill(folder, buckets, "pg")
+        pg_spill = Spill([folder.pg(w) for w in range(buckets)])
         _spill_tables(pg, {t: b for t, b in wanted.items() if b}, pg_spill, timeout_s)
-        pairs = [
-            f"{kept_path(k)}\t{p}"
-            for k, p in zip(kv_spill.paths, pg_spill.paths, strict=True)
-            if kept_path(k).stat().st_size or p.stat().st_size
+        to_diff = [
+            w
+            for w in range(buckets)
+            if any(p.exists() and p.stat().st_size for p in (folder.kept(w), folder.pg(w)))
         ]
-        diffs = [("diff", pairs[w::workers], types, scope) for w in range(workers)]
-        for part in _run([job for job in diffs if job[1]]):
+        diffing = [("diff", folder, to_diff[w::workers], types, scope) for w in range(workers)]
+        for part in _run([job for job in diffing if job[2]]):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
     finally:
@@ -159,38 +128,7 @@ def _worker(job: tuple[Any, ...]) -> Any:
         capture_output=True,
         check=False,
     )
-    if done.returncode != 0:
-        lines = done.stderr.decode(errors="replace").strip().splitlines() or ["(no output)"]
-        raise RuntimeError(f"comparison worker failed ({done.returncode}): {lines[-1]}")
-    return pickle.loads(done.stdout)
-
-
-def _spill_kv(kv: redis.Redis, types: tuple[str, ...], spill: _Spill, facts: KeyspaceFacts) -> None:
-    wanted = set(types)
-    for type_id in types:
-        wanted.update(MAPPINGS[type_id].borrows)
-    work = len(spill.paths)
-    for entry, where in classified_entries(kv, wanted):
-        facts.total_keys += 1
-        finding = key_finding(entry, where)
-        if where.kind == "kv_only":
-            facts.kv_only[entry.key.split(":", 1)[0]] += 1
-        elif finding is not None and where.kind == "unmapped":
-            facts.unmapped.note(f"{finding.key}: {finding.detail}")
-        elif finding is not None:
-            facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
-        else:
-            assert where.type_id is not None
-            assert where.variant is not None
-            facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
-            if entry.value is None:
-                continue
-            mapping = MAPPINGS[where.type_id]
-            for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
-                spill.put(
-                    bucket % work,
-                    ("kv", where.type_id, where.variant, part.key, part.rtype, part.value),
-                )
+    return answer(done.returncode, done.stdout, done.stderr)
 
 
 def _pg_digests(
@@ -223,7 +161,7 @@ def _pg_digests(
 def _spill_tables(
     pg: psycopg.Connection[tuple[object, ...]],
     wanted: dict[str, set[int]],
-    spill: _Spill,
+    spill: Spill,
     timeout_s: float,
 ) -> None:
     """The rows of the buckets whose digests differ, spilled by work bucket."""
@@ -240,7 +178,7 @@ def _spill_pg(
     pg: psycopg.Connection[tuple[object, ...]],
     mapping: Mapping,
     buckets: set[int],
-    spill: _Spill,
+    spill: Spill,
     watchdog: Watchdog,
 ) -> None:
     names = mapping.column_names

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from phasegate.parity.diff import (
 )
 from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
 from phasegate.parity.postgres import AllowList
+from phasegate.parity.spill import read_chunks
 from phasegate.parity.tally import TypeComparison
 from phasegate.show import shown
 
@@ -63,54 +64,49 @@ class Scope:
     collect: bool = False  # keep every differing record and Postgres-only key (reconcile)
 
 
-def read_chunks(path: Path) -> Iterator[tuple[Any, ...]]:
-    """The items of a spill file, chunk by chunk."""
-    with path.open("rb") as fh:
-        while True:
-            try:
-                chunk: list[tuple[Any, ...]] = pickle.load(fh)
-            except EOFError:
-                return
-            yield from chunk
-
-
-def kept_path(kv_path: Path) -> Path:
-    """Where step 2 keeps the records of a work bucket's differing buckets."""
-    return kv_path.with_name(kv_path.name.replace("kv-", "kept-"))
+def answer(returncode: int, out: bytes, stderr: bytes) -> Any:
+    """A worker's result, or its error raised here as it was raised there."""
+    if returncode != 0 or not out:
+        lines = stderr.decode(errors="replace").strip().splitlines() or ["(no output)"]
+        raise RuntimeError(f"comparison worker failed ({returncode}): {lines[-1]}")
+    status, result = pickle.loads(out)
+    if status == "error":
+        raise result
+    return result
 
 
 def run_job(job: tuple[Any, ...]) -> Any:
-    """What a worker process does with a job (see :mod:`compare_worker`)."""
-    kind, paths, types, scope, *rest = job
+    """What a worker process does with a digest or diff job (see :mod:`compare_worker`)."""
+    kind, folder, buckets, types, scope, *rest = job
     totals = {t: TypeComparison(t) for t in types}
     if kind == "digest":
         digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
-        for path in paths:
-            part, mine = digest_bucket(Path(path), types, scope, rest[0])
+        for w in buckets:
+            part, mine = digest_bucket(folder.kv_all(w), folder.kept(w), types, scope, rest[0])
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
                 digests[type_id].update(mine[type_id])
         return totals, digests
-    for pair in paths:
-        kept, rows = pair.split("\t")
-        for type_id, comparison in diff_bucket(Path(kept), Path(rows), types, scope).items():
+    for w in buckets:
+        for type_id, comparison in diff_bucket(folder.kept(w), folder.pg(w), types, scope).items():
             totals[type_id].add(comparison)
     return totals
 
 
-def _entries_by_type(path: Path) -> dict[str, list[VariantEntry]]:
+def _entries_by_type(paths: list[Path]) -> dict[str, list[VariantEntry]]:
     entries: dict[str, list[VariantEntry]] = defaultdict(list)
-    for _kind, type_id, variant, key, rtype, value in read_chunks(path):
-        entries[type_id].append((variant, KvEntry(key, rtype, value)))
+    for path in paths:
+        for _kind, type_id, variant, key, rtype, value in read_chunks(path):
+            entries[type_id].append((variant, KvEntry(key, rtype, value)))
     return entries
 
 
 def digest_bucket(
-    path: Path, types: tuple[str, ...], scope: Scope, pg_digests: PgDigests
+    paths: list[Path], keep: Path, types: tuple[str, ...], scope: Scope, pg_digests: PgDigests
 ) -> tuple[dict[str, TypeComparison], dict[str, dict[int, tuple[int, int, int]]]]:
     """Decode one work bucket and digest its records; count the records of buckets
     that agree with Postgres, keep the others (beside the spill) for the diff."""
-    entries = _entries_by_type(path)
+    entries = _entries_by_type(paths)
     out: dict[str, TypeComparison] = {}
     digests_out: dict[str, dict[int, tuple[int, int, int]]] = {}
     kept: list[tuple[str, RecordKey, Record, str]] = []
@@ -135,7 +131,7 @@ def digest_bucket(
                 _count_equal(mapping, key, record, scope, result)
             else:
                 kept.append((type_id, key, record, decoded.sources.get(key, "?")))
-    with kept_path(path).open("wb") as fh:
+    with keep.open("wb") as fh:
         if kept:
             pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return out, digests_out
@@ -147,7 +143,7 @@ def diff_bucket(
     """Compare the kept KV records and the fetched rows of one work bucket field by field."""
     kv: dict[str, dict[RecordKey, Record]] = defaultdict(dict)
     sources: dict[str, dict[RecordKey, str]] = defaultdict(dict)
-    if kept.stat().st_size:
+    if kept.exists() and kept.stat().st_size:
         with kept.open("rb") as fh:
             for type_id, key, record, source in pickle.load(fh):
                 kv[type_id][key] = record

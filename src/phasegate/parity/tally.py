@@ -189,6 +189,15 @@ class KeyspaceFacts:
     keys: dict[str, Counter[str]] = field(default_factory=dict)  # type -> variant -> keys
     wrong_type: dict[str, Tally] = field(default_factory=dict)
 
+    def add(self, other: KeyspaceFacts) -> None:
+        self.total_keys += other.total_keys
+        self.kv_only.update(other.kv_only)
+        self.unmapped.add(other.unmapped)
+        for type_id, variants in other.keys.items():
+            self.keys.setdefault(type_id, Counter()).update(variants)
+        for type_id, tally in other.wrong_type.items():
+            self.wrong_type.setdefault(type_id, Tally()).add(tally)
+
 
 @dataclass
 class Comparison:

@@ -1,0 +1,159 @@
+"""Step 1 of the comparison pass: the keyspace read once, by reader processes.
+
+The parent walks the keyspace (typed SCAN: key names only) and hands each batch
+of names to one of the readers in turn. A reader reads the batch's values
+(MGET, one read-only Lua call per batch of containers), classifies every key,
+splits each mapped entry by record bucket
+(:func:`~phasegate.parity.buckets.split`) and spills it to its own file per work
+bucket. Reading values, parsing replies and routing is most of the work, and
+readers do it on both cores at once (threads would share one GIL). A reader's
+error (a store that stops answering) is raised in the parent as it was raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+import redis
+
+from phasegate.inventory import classified_batch, key_finding
+from phasegate.keyspace import Reader, scan_keys
+from phasegate.mappings import MAPPINGS
+from phasegate.parity.buckets import split
+from phasegate.parity.digest import DIGEST_BUCKETS
+from phasegate.parity.judge import answer
+from phasegate.parity.spill import Folder, Spill
+from phasegate.parity.tally import KeyspaceFacts, Tally
+
+Batch = tuple[str, list[bytes]]
+
+
+def read_kv(kv: redis.Redis, types: tuple[str, ...], folder: Folder) -> KeyspaceFacts:
+    """Read and spill every key; ``folder.readers`` processes, or this one when 0."""
+    params = _client_params(kv)
+    if folder.readers == 0 or params is None:
+        return spill_batches(kv, (("", keys) for keys in scan_keys(kv)), types, folder, 0)
+    readers = [_Reader(("read", params, types, folder, r)) for r in range(folder.readers)]
+    try:
+        # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
+        for i, keys in enumerate(scan_keys(kv)):
+            if not readers[i % len(readers)].send(("", keys)):
+                break  # that reader stopped: its error is raised below
+    finally:
+        results = [reader.finish() for reader in readers]
+    facts = KeyspaceFacts()
+    for result in results:
+        facts.add(result)
+    return facts
+
+
+def spill_batches(
+    client: redis.Redis, batches: Iterable[Batch], types: tuple[str, ...], folder: Folder, me: int
+) -> KeyspaceFacts:
+    """Read, classify and split each batch into this reader's spill files."""
+    wanted = set(types)
+    for type_id in types:
+        wanted.update(MAPPINGS[type_id].borrows)
+    facts = KeyspaceFacts()
+    spill = Spill([folder.kv(me, w) for w in range(folder.work)])
+    reader = Reader(client)
+    try:
+        for rtype, keys in batches:
+            for entry, where in classified_batch(reader, rtype, keys, wanted):
+                facts.total_keys += 1
+                finding = key_finding(entry, where)
+                if where.kind == "kv_only":
+                    facts.kv_only[entry.key.split(":", 1)[0]] += 1
+                elif finding is not None and where.kind == "unmapped":
+                    facts.unmapped.note(f"{finding.key}: {finding.detail}")
+                elif finding is not None:
+                    facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
+                else:
+                    assert where.type_id is not None
+                    assert where.variant is not None
+                    facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
+                    if entry.value is None:
+                        continue
+                    mapping = MAPPINGS[where.type_id]
+                    for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
+                        item = ("kv", where.type_id, where.variant, part.key, part.rtype)
+                        spill.put(bucket % folder.work, (*item, part.value))
+    finally:
+        spill.close()
+    return facts
+
+
+def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
+    """In a reader process: batches from ``stream`` until None."""
+    _kind, params, types, folder, me = job
+    cls, kwargs = params
+    client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **kwargs))
+
+    def batches() -> Iterator[Batch]:
+        while (batch := pickle.load(stream)) is not None:
+            yield batch
+
+    try:
+        return spill_batches(client, batches(), types, folder, me)
+    finally:
+        client.close()
+
+
+_PLAIN = (str, int, float, bool, bytes, type(None))
+
+
+def _client_params(kv: redis.Redis) -> tuple[type, dict[str, Any]] | None:
+    """How to open the same connection in another process (the same server, user,
+    DB and timeouts), or None when the client holds what cannot travel (a
+    credential provider): then this process reads."""
+    pool = kv.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    if kwargs.get("credential_provider") is not None:
+        return None
+    plain = {k: v for k, v in kwargs.items() if isinstance(v, _PLAIN) and not k.startswith("orig_")}
+    return pool.connection_class, plain
+
+
+class _Reader:
+    """One reader process, fed batches on stdin; its answer on stdout."""
+
+    def __init__(self, job: tuple[Any, ...]) -> None:
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "phasegate.parity.compare_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.errors,
+        )
+        self.alive = self.send(job)
+
+    def send(self, item: object) -> bool:
+        assert self.proc.stdin is not None
+        try:
+            pickle.dump(item, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+        except (BrokenPipeError, OSError):
+            return False
+        return True
+
+    def finish(self) -> KeyspaceFacts:
+        """Close its input and take its answer (raising its error, if it had one)."""
+        self.send(None)
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.close()
+        out = self.proc.stdout.read()
+        self.proc.stdout.close()
+        self.proc.wait()
+        self.errors.seek(0)
+        stderr = self.errors.read()
+        self.errors.close()
+        result: KeyspaceFacts = answer(self.proc.returncode, out, stderr)
+        return result

@@ -1,0 +1,73 @@
+"""The comparison pass's spill folder: one file per reader and work bucket.
+
+Readers write KV entries, already split by record bucket, to ``kv<r>-<w>``; the
+parent writes the fetched Postgres rows to ``pg-<w>``; the digest step keeps the
+records of buckets that differ in ``kept-<w>``. A file is a stream of pickled
+chunks, so neither side holds more than a chunk of it at once.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class Folder:
+    """Where a pass's files are: ``work`` work buckets written by ``readers`` readers."""
+
+    path: Path
+    work: int
+    readers: int
+
+    def kv(self, reader: int, bucket: int) -> Path:
+        return self.path / f"kv{reader}-{bucket:03d}.pickle"
+
+    def kv_all(self, bucket: int) -> list[Path]:
+        return [self.kv(r, bucket) for r in range(max(1, self.readers))]
+
+    def pg(self, bucket: int) -> Path:
+        return self.path / f"pg-{bucket:03d}.pickle"
+
+    def kept(self, bucket: int) -> Path:
+        return self.path / f"kept-{bucket:03d}.pickle"
+
+
+class Spill:
+    """Files of pickled chunks of items, one per work bucket."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        self.files: list[IO[bytes]] = [p.open("wb") for p in paths]
+        self.pending: list[list[tuple[Any, ...]]] = [[] for _ in paths]
+
+    def put(self, bucket: int, item: tuple[Any, ...]) -> None:
+        pending = self.pending[bucket]
+        pending.append(item)
+        if len(pending) >= CHUNK:
+            pickle.dump(pending, self.files[bucket], protocol=pickle.HIGHEST_PROTOCOL)
+            pending.clear()
+
+    def close(self) -> None:
+        for bucket, pending in enumerate(self.pending):
+            if pending and not self.files[bucket].closed:
+                pickle.dump(pending, self.files[bucket], protocol=pickle.HIGHEST_PROTOCOL)
+            self.files[bucket].close()
+
+
+def read_chunks(path: Path) -> Iterator[tuple[Any, ...]]:
+    """The items of a spill file, chunk by chunk (nothing when it does not exist)."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        while True:
+            try:
+                chunk: list[tuple[Any, ...]] = pickle.load(fh)
+            except EOFError:
+                return
+            yield from chunk
