@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,7 +32,7 @@ from psycopg import sql
 from phasegate import schema
 from phasegate.backfill import backfill
 from phasegate.inventory import take_inventory
-from phasegate.keyspace import read_entries
+from phasegate.keyspace import Reader, read_untyped, scan_keys
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
@@ -40,6 +41,11 @@ from phasegate.stores import connect_kv, connect_pg, with_database
 
 
 def _peak_mb() -> float:
+    """This process's own peak RSS (VmHWM: ru_maxrss would carry the parent's peak
+    at fork across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -120,8 +126,11 @@ def step_read_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
     """Read the same data as bytes: every key's value from Redis, every table from PG."""
     started = time.perf_counter()
     kv_bytes = 0
-    for entry in read_entries(connect_kv(kv_url)):
-        kv_bytes += len(repr(entry.value)) if entry.value is not None else 0
+    kv = connect_kv(kv_url)
+    reader = Reader(kv)
+    for keys in scan_keys(kv):  # the pass's own read: plain SCAN, TYPEs and values per batch
+        for entry in read_untyped(reader, keys, lambda key, rtype: True):
+            kv_bytes += len(repr(entry.value)) if entry.value is not None else 0
     pg_bytes = 0
     with connect_pg(pg_url) as pg, pg.cursor() as cur:
         for mapping in MAPPINGS.values():
@@ -135,6 +144,14 @@ def step_read_floor(kv_url: str, pg_url: str) -> dict[str, Any]:
     return {"seconds": seconds, "kv_bytes": kv_bytes, "pg_bytes": pg_bytes, "peak_mb": _peak_mb()}
 
 
+def step_seed(kv_url: str, scale: str) -> dict[str, Any]:
+    """Seed in a child too, so the parent never holds the keyspace."""
+    anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
+    started = time.perf_counter()
+    generate(scale, 7, anchor).write(connect_kv(kv_url))
+    return {"seconds": time.perf_counter() - started, "peak_mb": _peak_mb()}
+
+
 STEPS = {
     "backfill": step_backfill,
     "copy-floor": step_copy_floor,
@@ -144,6 +161,7 @@ STEPS = {
 
 
 def child(step: str, kv_url: str, pg_url: str) -> dict[str, Any]:
+    """One step in a process of its own (for "seed", ``pg_url`` is the scale)."""
     done = subprocess.run(
         [sys.executable, __file__, "--step", step, "--kv-url", kv_url, "--pg-url", pg_url],
         capture_output=True,
@@ -188,8 +206,7 @@ def bench(args: argparse.Namespace, scale: str) -> None:
     if args.flush:
         kv.flushdb()
     if not kv.dbsize():
-        anchor = int(time.time() * 1000) // 3_600_000 * 3_600_000
-        generate(scale, 7, anchor).write(kv)
+        child("seed", args.kv_url, scale)
     load_db = fresh_database(args.pg_url, "phasegate_bench_load")
     floor_db = fresh_database(args.pg_url, "phasegate_bench_floor")
     try:
@@ -244,8 +261,11 @@ def main() -> None:
     parser.add_argument("--pg-url", required=True, help="admin URL; bench databases are made")
     parser.add_argument("--scale", default="12mo", help="one scale or several: now,6mo,12mo")
     parser.add_argument("--flush", action="store_true", help="empty the KV DB before seeding")
-    parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)
+    parser.add_argument("--step", choices=[*STEPS, "seed"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.step == "seed":
+        print(json.dumps(step_seed(args.kv_url, args.pg_url)))
+        return
     if args.step:
         print(json.dumps(STEPS[args.step](args.kv_url, args.pg_url)))
         return

@@ -40,17 +40,26 @@ def read_kv(kv: redis.Redis, types: tuple[str, ...], folder: Folder) -> Keyspace
     params = _client_params(kv)
     if folder.readers == 0 or params is None:
         return spill_batches(kv, (("", keys) for keys in scan_keys(kv)), types, folder, 0)
-    readers = [_Reader(("read", params, types, folder, r)) for r in range(folder.readers)]
+    readers: list[_Reader] = []
     try:
+        readers = [_Reader(("read", params, types, folder, r)) for r in range(folder.readers)]
         # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
         for i, keys in enumerate(scan_keys(kv)):
             if not readers[i % len(readers)].send(("", keys)):
                 break  # that reader stopped: its error is raised below
-    finally:
-        results = [reader.finish() for reader in readers]
+    except BaseException:
+        for reader in readers:
+            reader.kill()
+        raise
     facts = KeyspaceFacts()
-    for result in results:
-        facts.add(result)
+    errors: list[Exception] = []
+    for reader in readers:  # every reader finished, whatever one of them raised
+        try:
+            facts.add(reader.finish())
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
     return facts
 
 
@@ -147,13 +156,27 @@ class _Reader:
         self.send(None)
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
-        out = self.proc.stdout.read()
-        self.proc.stdout.close()
-        self.proc.wait()
-        self.errors.seek(0)
-        stderr = self.errors.read()
-        self.errors.close()
+        try:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+            out = self.proc.stdout.read()
+            self.proc.wait()
+            self.errors.seek(0)
+            stderr = self.errors.read()
+        finally:
+            self._close()
         result: KeyspaceFacts = answer(self.proc.returncode, out, stderr)
         return result
+
+    def kill(self) -> None:
+        """Stop it at once (the parent failed: its error is the one raised)."""
+        self.proc.kill()
+        self.proc.wait()
+        self._close()
+
+    def _close(self) -> None:
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.errors.close()
