@@ -197,7 +197,7 @@ MAPPING = Mapping(
             "/api/connections/pending",
             pending_of,
             lambda r, p: bool(r["to_user"] == p["handle"] and r["status"] == "pending"),
-            order=(("requested_at", True),),
+            order=(("requested_at", True), ("from_user", False)),
             weight=3,
         ),
     ),
