@@ -17,6 +17,7 @@ from fixtures.stores import ANCHOR_MS
 from phasegate import schema
 from phasegate.backfill import BackfillBlockedError, backfill
 from phasegate.fk import add_foreign_keys
+from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.postgres import read_records
 from phasegate.seed.generator import generate
@@ -41,8 +42,10 @@ def tables(conn: PgConn) -> dict[str, object]:
 def test_counts_are_rows_and_a_rerun_is_a_no_op(seeded_kv: redis.Redis, schema_pg: PgConn) -> None:
     """First run inserts every record; the second inserts and updates none."""
     first = backfill(seeded_kv, schema_pg)
+    inventory = take_inventory(seeded_kv)
     for type_id, result in first.types.items():
-        records = first.inventory.types[type_id].records
+        records = inventory.types[type_id].records
+        assert result.records == records, type_id
         assert (result.inserted, result.updated, result.unchanged) == (records, 0, 0), type_id
     second = backfill(seeded_kv, schema_pg, restart=True)
     assert second.changed == 0
@@ -66,7 +69,7 @@ def test_findings_are_stored_and_the_load_goes_on(
     """An undecodable value is a stored finding; every other record is still loaded."""
     seeded_kv.set("msg:broken", b"{not json")
     result = backfill(seeded_kv, schema_pg, types=["messages"])
-    assert result.types["messages"].inserted == result.inventory.types["messages"].records
+    assert result.types["messages"].inserted == take_inventory(seeded_kv).types["messages"].records
     rows = schema_pg.execute(
         "SELECT kind, severity, key FROM phasegate_findings WHERE run_id = %s AND key = %s",
         (result.run_id, "msg:broken"),

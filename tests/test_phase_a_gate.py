@@ -173,6 +173,7 @@ def test_a_rerun_that_is_not_a_no_op_fails(
 
     buggy = dataclasses.replace(honest, decoder=stamps_now)
     monkeypatch.setitem(mappings.MAPPINGS, "messages", buggy)
+    monkeypatch.setattr("phasegate.backfill.WORKERS", 0)  # decode here, with the bug
     for m in make(sandbox):
         assert m.second is not None
         assert m.second.types["messages"].updated > 0

@@ -1,30 +1,42 @@
 """``phasegate backfill``: KV -> Postgres through the mappings, idempotent and resumable.
 
-Per data type: the keyspace is read once (SCAN, batched reads), decoded through
-the mapping, sorted by record key and loaded in batches. Each batch is one
-transaction: COPY into a temporary staging table, then
+The backfill is the comparison pass with a load at its end, bucket by bucket:
 
-* ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: new rows (exact count);
-* ``UPDATE ... FROM staging WHERE (row) IS DISTINCT FROM (staging row)``:
-  changed rows only (exact count);
+1. Read: the keyspace streams once into spill files by work bucket (reader
+   processes, :mod:`phasegate.parity.read`) while Postgres digests its own
+   tables per bucket, server-side (:mod:`phasegate.parity.digest`).
+2. Decode: worker processes decode a work bucket at a time and digest its
+   records as Postgres digests its rows. A bucket whose digests agree is
+   skipped: Postgres already holds exactly those rows (a re-run of an unchanged
+   keyspace writes nothing). The rows of every other bucket are written as
+   COPY text (:mod:`phasegate.parity.copytext`), sorted by record key.
+3. Load, type by type (users first, for the foreign keys), in transactions of
+   ``batch_rows`` rows: into an empty table, ``COPY`` straight in; otherwise
+   ``COPY`` into a temporary staging table, then
 
-and the checkpoint row for the batch. Unchanged rows are neither locked nor
-rewritten, so a re-run of an unchanged keyspace writes (almost) no WAL,
-unlike ``INSERT ... ON CONFLICT DO UPDATE ... WHERE``, which locks every row.
-A run killed at any point resumes at the first batch not committed, when the
-keyspace still decodes to the same record keys (a digest of them is stored
-with each batch); otherwise every batch is merged again. Since every batch is
-idempotent, either way the result equals an uninterrupted run.
+   * ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: new rows (exact count);
+   * ``UPDATE ... FROM staging WHERE (row) IS DISTINCT FROM (staging row)``:
+     changed rows only (exact count);
+
+   and the checkpoint row of the batch. Unchanged rows of a differing bucket
+   are neither locked nor rewritten.
+
+Memory is a work bucket per worker; the parent holds bucket digests and
+findings only. A run killed at any point is resumed by running it again: the
+buckets it committed now agree with KV and are skipped, the rest are merged,
+so the result equals an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
@@ -32,11 +44,18 @@ from psycopg import sql
 
 from phasegate.errors import PhasegateError
 from phasegate.findings import Finding
-from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
-from phasegate.mappings.base import Mapping, Record
+from phasegate.mappings.base import Mapping, RecordKey
+from phasegate.parity.compare import read_both, run_jobs
+from phasegate.parity.judge import LoadPart, run_job
+from phasegate.parity.spill import Folder
+from phasegate.parity.tally import KeyspaceFacts
+from phasegate.servers.process import Workspace
+from phasegate.stores import DEFAULT_TIMEOUT_S
 
 BATCH_ROWS = 50_000
+WORKERS = 2  # reader and decoder processes; 0 reads and decodes in this process
+EXAMPLES = 10  # changed rows shown per type
 
 
 class BackfillBlockedError(PhasegateError):
@@ -52,17 +71,29 @@ class BackfillBlockedError(PhasegateError):
         )
 
 
+@dataclass(frozen=True)
+class Change:
+    """A row the backfill rewrote: one field, as Postgres held it and as KV decodes."""
+
+    key: RecordKey
+    field: str
+    before: Any
+    after: Any
+
+
 @dataclass
 class TypeResult:
     """What one type's load did, in rows (not statements)."""
 
     type_id: str
+    records: int = 0  # decoded from KV
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     batches: int = 0
-    resumed_batches: int = 0
+    skipped_rows: int = 0  # of buckets whose digests agreed: never sent to Postgres
     findings: list[Finding] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # the first fields rewritten
 
     @property
     def rows(self) -> int:
@@ -78,53 +109,90 @@ class BackfillResult:
     run_id: str
     resumed: bool
     types: dict[str, TypeResult]
-    inventory: Inventory
+    keyspace: KeyspaceFacts
 
     @property
     def changed(self) -> int:
         return sum(t.changed for t in self.types.values())
 
+    @property
+    def findings(self) -> list[Finding]:
+        """Every finding of the run: the keyspace's, then each type's."""
+        out = [f for f in self.keyspace.findings if f.type_id not in self.types]
+        for result in self.types.values():
+            out.extend(result.findings)
+        return out
 
-Progress = Callable[[str, int, int], None]  # (type_id, rows done, rows total)
+
+class Progress:
+    """What a backfill tells of its progress (each a no-op here; override any)."""
+
+    def keys(self, count: int) -> None:
+        """``count`` more key names handed to the readers."""
+
+    def decoding(self) -> None:
+        """The keyspace is read; the workers decode and digest."""
+
+    def rows(self, type_id: str, done: int, total: int) -> None:
+        """``done`` of the ``total`` rows of ``type_id`` to load are committed."""
+
+
 PgConn = psycopg.Connection[tuple[object, ...]]
 
 
 def backfill(
     kv: redis.Redis,
-    pg: psycopg.Connection[tuple[object, ...]],
+    pg: PgConn,
     types: Iterable[str] = TYPE_IDS,
     *,
     batch_rows: int = BATCH_ROWS,
     restart: bool = False,
-    inventory: Inventory | None = None,
-    on_rows: Progress | None = None,
+    progress: Progress | None = None,
+    buckets: int = 16,
+    workers: int | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> BackfillResult:
-    """Load ``types`` from ``kv`` into ``pg`` (schema applied); resume an unfinished run."""
+    """Load ``types`` from ``kv`` into ``pg`` (schema applied); resume an unfinished run.
+    ``workers`` processes read and decode (:data:`WORKERS`); 0: this process does."""
     types = tuple(types)
     unknown = set(types) - set(MAPPINGS)
     if unknown:
         raise ValueError(f"unknown data types: {sorted(unknown)}")
+    progress = progress or Progress()
+    workers = WORKERS if workers is None else workers
     if not pg.autocommit:
         pg.commit()
         pg.autocommit = True  # each batch is its own explicit transaction
     with pg.transaction():
         pg.execute(resources.files("phasegate").joinpath("sql", "backfill_state.sql").read_bytes())
     run_id, resumed = _open_run(pg, types, restart)
-    inventory = inventory or take_inventory(kv, types)
-    result = BackfillResult(run_id, resumed, {}, inventory)
-    for type_id in types:
-        decoded = inventory.types[type_id].decoded
-        result.types[type_id] = _load_type(
-            pg,
-            run_id,
-            MAPPINGS[type_id],
-            list(decoded.records.values()),
-            batch_rows=batch_rows,
-            on_rows=on_rows,
-        )
-        result.types[type_id].findings = decoded.findings
-        _store_findings(pg, run_id, type_id, decoded.findings)
-    _store_findings(pg, run_id, "keyspace", inventory.keyspace_findings)
+    # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
+    workspace = Workspace.create("backfill", None)
+    try:
+        folder = Folder(workspace.path, buckets, workers)
+        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, on_keys=progress.keys)
+        progress.decoding()
+        shares = [list(range(buckets))[w :: max(1, workers)] for w in range(max(1, workers))]
+        parts = {t: LoadPart() for t in types}
+        jobs = [("load", folder, share, types, None, pg_digests) for share in shares]
+        for done in run_jobs(jobs) if workers else map(run_job, jobs):
+            for type_id, part in done.items():
+                parts[type_id].add(part)
+        result = BackfillResult(run_id, resumed, {}, facts)
+        for type_id in types:
+            part = parts[type_id]
+            wrong = [f for f in facts.findings if f.type_id == type_id]
+            typed = result.types[type_id] = TypeResult(
+                type_id, part.records, findings=wrong + part.findings
+            )
+            typed.unchanged = typed.skipped_rows = part.unchanged
+            files = [folder.rows(type_id, w) for w in range(buckets)]
+            load = _Load(pg, run_id, MAPPINGS[type_id], typed, progress)
+            load.run(files, part.written, batch_rows)
+            _store_findings(pg, run_id, type_id, typed.findings)
+    finally:
+        workspace.remove()
+    _store_findings(pg, run_id, "keyspace", [f for f in facts.findings if f.type_id not in types])
     with pg.transaction():
         pg.execute(
             "UPDATE phasegate_backfill_runs SET finished_at = %s WHERE run_id = %s",
@@ -133,9 +201,7 @@ def backfill(
     return result
 
 
-def _open_run(
-    pg: psycopg.Connection[tuple[object, ...]], types: Sequence[str], restart: bool
-) -> tuple[str, bool]:
+def _open_run(pg: PgConn, types: Sequence[str], restart: bool) -> tuple[str, bool]:
     """The unfinished run for the same types, or a new one."""
     with pg.transaction():
         row = pg.execute(
@@ -153,73 +219,156 @@ def _open_run(
     return run_id, False
 
 
-def _load_type(
-    pg: psycopg.Connection[tuple[object, ...]],
-    run_id: str,
-    mapping: Mapping,
-    records: list[Record],
-    *,
-    batch_rows: int,
-    on_rows: Progress | None,
-) -> TypeResult:
-    result = TypeResult(mapping.type_id)
-    records.sort(key=mapping.record_key)
-    batches = [records[i : i + batch_rows] for i in range(0, len(records), batch_rows)]
-    result.batches = len(batches)
-    digest = _keys_digest(mapping, records)
-    done: dict[int, tuple[int, int, int]] = {}
-    with pg.transaction():
-        for batch, inserted, updated, unchanged in pg.execute(
-            "SELECT batch, inserted, updated, unchanged FROM phasegate_backfill_batches "
-            "WHERE run_id = %s AND type_id = %s AND keys_digest = %s",
-            (run_id, mapping.type_id, digest),
-        ).fetchall():
-            done[int(str(batch))] = (int(str(inserted)), int(str(updated)), int(str(unchanged)))
-    rows_done = 0
-    # Into an empty table, batches (disjoint key ranges) can be COPYed straight in.
-    direct = not done and _is_empty(pg, mapping)
-    for index, batch in enumerate(batches):
-        if index in done:
-            inserted, updated, unchanged = done[index]
-            result.resumed_batches += 1
-        elif direct and _copy_batch(pg, _Slot(run_id, mapping, index, digest), batch):
-            inserted, updated, unchanged = len(batch), 0, 0
-        else:
-            direct = False
-            try:
-                with pg.transaction():
-                    inserted, updated = _merge_batch(pg, mapping, batch)
-                    unchanged = len(batch) - inserted - updated
-                    slot = _Slot(run_id, mapping, index, digest)
-                    _checkpoint(pg, slot, (inserted, updated, unchanged))
-            except psycopg.errors.ForeignKeyViolation as exc:
-                raise BackfillBlockedError(mapping.type_id, index, exc) from None
-        result.inserted += inserted
-        result.updated += updated
-        result.unchanged += unchanged
-        rows_done += len(batch)
-        if on_rows is not None:
-            on_rows(mapping.type_id, rows_done, len(records))
-    return result
+def _chunks(path: Path, rows: int) -> Iterator[tuple[bytes, int]]:
+    """A COPY file in pieces of ``rows`` lines: (text, lines)."""
+    if not path.exists():
+        return
+    with path.open("rb") as fh:
+        lines: list[bytes] = []
+        for line in fh:
+            lines.append(line)
+            if len(lines) >= rows:
+                yield b"".join(lines), len(lines)
+                lines.clear()
+        if lines:
+            yield b"".join(lines), len(lines)
 
 
-@dataclass(frozen=True)
-class _Slot:
-    """Where one batch's checkpoint goes."""
+@dataclass
+class _Load:
+    """One type's rows to load, from the workers' COPY files, batch by batch."""
 
+    pg: PgConn
     run_id: str
     mapping: Mapping
-    index: int
-    digest: str
+    result: TypeResult
+    progress: Progress
 
+    def run(self, files: list[Path], total: int, batch_rows: int) -> None:
+        # Into an empty table, batches (disjoint keys) can be COPYed straight in.
+        direct = total > 0 and _is_empty(self.pg, self.mapping)
+        done = 0
+        for path in files:
+            for text, lines in _chunks(path, batch_rows):
+                index = self.result.batches
+                digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+                if direct and self._copy(index, digest, text, lines):
+                    counts = (lines, 0, 0)
+                else:
+                    direct = False
+                    counts = self._merge(index, digest, text, lines)
+                self.result.inserted += counts[0]
+                self.result.updated += counts[1]
+                self.result.unchanged += counts[2]
+                self.result.batches += 1
+                done += lines
+                self.progress.rows(self.mapping.type_id, done, total)
 
-def _checkpoint(pg: PgConn, slot: _Slot, counts: tuple[int, int, int]) -> None:
-    pg.execute(
-        "INSERT INTO phasegate_backfill_batches VALUES (%s, %s, %s, %s, %s, %s, %s) "
-        "ON CONFLICT (run_id, type_id, batch) DO UPDATE SET keys_digest = EXCLUDED.keys_digest, "
-        "inserted = EXCLUDED.inserted, updated = EXCLUDED.updated, unchanged = EXCLUDED.unchanged",
-        (slot.run_id, slot.mapping.type_id, slot.index, slot.digest, *counts),
-    )
+    def _checkpoint(self, index: int, digest: str, counts: tuple[int, int, int]) -> None:
+        self.pg.execute(
+            "INSERT INTO phasegate_backfill_batches VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (run_id, type_id, batch) DO UPDATE SET keys_digest = "
+            "EXCLUDED.keys_digest, inserted = EXCLUDED.inserted, updated = EXCLUDED.updated, "
+            "unchanged = EXCLUDED.unchanged",
+            (self.run_id, self.mapping.type_id, index, digest, *counts),
+        )
+
+    def _copy(self, index: int, digest: str, text: bytes, lines: int) -> bool:
+        """COPY a batch straight into the table; False (nothing written) on a key clash."""
+        mapping = self.mapping
+        cols = sql.SQL(", ").join(map(sql.Identifier, mapping.column_names))
+        query = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(mapping.table), cols)
+        try:
+            with self.pg.transaction(), self.pg.cursor() as cur:
+                with cur.copy(query) as copy:
+                    copy.write(text)
+                self._checkpoint(index, digest, (lines, 0, 0))
+        except psycopg.errors.UniqueViolation:
+            return False  # someone wrote these keys meanwhile: merge instead
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise BackfillBlockedError(mapping.type_id, index, exc) from None
+        return True
+
+    def _merge(self, index: int, digest: str, text: bytes, lines: int) -> tuple[int, int, int]:
+        try:
+            with self.pg.transaction():
+                inserted, updated = self._merge_batch(text)
+                counts = (inserted, updated, lines - inserted - updated)
+                self._checkpoint(index, digest, counts)
+        except psycopg.errors.ForeignKeyViolation as exc:
+            raise BackfillBlockedError(self.mapping.type_id, index, exc) from None
+        return counts
+
+    def _merge_batch(self, text: bytes) -> tuple[int, int]:
+        """COPY one batch into staging and merge it; returns (inserted, updated)."""
+        mapping, pg = self.mapping, self.pg
+        table = sql.Identifier(mapping.table)
+        cols = [sql.Identifier(c) for c in mapping.column_names]
+        keys = [sql.Identifier(c) for c in mapping.key_columns]
+        others = [sql.Identifier(c) for c in mapping.column_names if c not in mapping.key_columns]
+        col_list = sql.SQL(", ").join(cols)
+        staging = sql.Identifier(f"staging_{mapping.table}")
+        pg.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+                "ON COMMIT DELETE ROWS"
+            ).format(staging, table)
+        )
+        with pg.cursor() as cur:
+            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, col_list)) as copy:
+                copy.write(text)
+            cur.execute(
+                sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
+                    table, col_list, col_list, staging
+                )
+            )
+            inserted = cur.rowcount
+            if not others:
+                return inserted, 0
+            match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(k) for k in keys)
+            target_row = sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in others)
+            source_row = sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in others)
+            differs = sql.SQL("{} AND ({}) IS DISTINCT FROM ({})").format(
+                match, target_row, source_row
+            )
+            if len(self.result.changes) < EXAMPLES:
+                self._note_changes(cur, table, staging, differs)
+            assign = sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(c) for c in others)
+            cur.execute(
+                sql.SQL("UPDATE {} AS t SET {} FROM {} AS s WHERE {}").format(
+                    table, assign, staging, differs
+                )
+            )
+            return inserted, cur.rowcount
+
+    def _note_changes(
+        self,
+        cur: psycopg.Cursor[tuple[object, ...]],
+        table: sql.Identifier,
+        staging: sql.Identifier,
+        differs: sql.Composable,
+    ) -> None:
+        """The first rows the merge is about to rewrite, field by field."""
+        mapping = self.mapping
+        names = mapping.column_names
+        both = sql.SQL(", ").join(
+            [sql.SQL("t.{}").format(sql.Identifier(c)) for c in names]
+            + [sql.SQL("s.{}").format(sql.Identifier(c)) for c in names]
+        )
+        cur.execute(
+            sql.SQL("SELECT {} FROM {} AS t JOIN {} AS s ON {} LIMIT {}").format(
+                both, table, staging, differs, sql.Literal(EXAMPLES)
+            )
+        )
+        for row in cur.fetchall():
+            before = mapping.from_row(row[: len(names)])
+            after = mapping.from_row(row[len(names) :])
+            key = mapping.record_key(after)
+            self.result.changes.extend(
+                Change(key, name, before[name], after[name])
+                for name in names
+                if before[name] != after[name]
+            )
 
 
 def _is_empty(pg: PgConn, mapping: Mapping) -> bool:
@@ -229,75 +378,7 @@ def _is_empty(pg: PgConn, mapping: Mapping) -> bool:
     return bool(row and row[0])
 
 
-def _copy_batch(pg: PgConn, slot: _Slot, batch: list[Record]) -> bool:
-    """COPY a batch straight into the table; False (nothing written) on a key clash."""
-    mapping = slot.mapping
-    cols = sql.SQL(", ").join(map(sql.Identifier, mapping.column_names))
-    query = sql.SQL("COPY {} ({}) FROM STDIN").format(sql.Identifier(mapping.table), cols)
-    try:
-        with pg.transaction(), pg.cursor() as cur:
-            with cur.copy(query) as copy:
-                for record in batch:
-                    copy.write_row(mapping.to_row(record))
-            _checkpoint(pg, slot, (len(batch), 0, 0))
-    except psycopg.errors.UniqueViolation:
-        return False  # someone wrote these keys meanwhile: merge instead
-    except psycopg.errors.ForeignKeyViolation as exc:
-        raise BackfillBlockedError(mapping.type_id, slot.index, exc) from None
-    return True
-
-
-def _keys_digest(mapping: Mapping, records: list[Record]) -> str:
-    """A digest of the sorted record keys: equal digests mean equal batch boundaries."""
-    h = hashlib.blake2b(digest_size=16)
-    for record in records:
-        h.update(repr(mapping.record_key(record)).encode())
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def _merge_batch(
-    pg: psycopg.Connection[tuple[object, ...]], mapping: Mapping, batch: list[Record]
-) -> tuple[int, int]:
-    """COPY one batch into staging and merge it; returns (inserted, updated)."""
-    table = sql.Identifier(mapping.table)
-    cols = [sql.Identifier(c) for c in mapping.column_names]
-    keys = [sql.Identifier(c) for c in mapping.key_columns]
-    others = [sql.Identifier(c) for c in mapping.column_names if c not in mapping.key_columns]
-    col_list = sql.SQL(", ").join(cols)
-    pg.execute(
-        sql.SQL(
-            "CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-        ).format(sql.Identifier(f"staging_{mapping.table}"), table)
-    )
-    staging = sql.Identifier(f"staging_{mapping.table}")
-    with pg.cursor() as cur:
-        with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(staging, col_list)) as copy:
-            for record in batch:
-                copy.write_row(mapping.to_row(record))
-        cur.execute(
-            sql.SQL("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT DO NOTHING").format(
-                table, col_list, col_list, staging
-            )
-        )
-        inserted = cur.rowcount
-        if not others:
-            return inserted, 0
-        match = sql.SQL(" AND ").join(sql.SQL("t.{0} = s.{0}").format(k) for k in keys)
-        target_row = sql.SQL(", ").join(sql.SQL("t.{}").format(c) for c in others)
-        source_row = sql.SQL(", ").join(sql.SQL("s.{}").format(c) for c in others)
-        assign = sql.SQL(", ").join(sql.SQL("{0} = s.{0}").format(c) for c in others)
-        cur.execute(
-            sql.SQL(
-                "UPDATE {} AS t SET {} FROM {} AS s WHERE {} AND ({}) IS DISTINCT FROM ({})"
-            ).format(table, assign, staging, match, target_row, source_row)
-        )
-        return inserted, cur.rowcount
-
-
-def _store_findings(
-    pg: psycopg.Connection[tuple[object, ...]], run_id: str, type_id: str, findings: list[Finding]
-) -> None:
+def _store_findings(pg: PgConn, run_id: str, type_id: str, findings: list[Finding]) -> None:
     with pg.transaction(), pg.cursor() as cur:
         cur.execute(
             "DELETE FROM phasegate_findings WHERE run_id = %s AND type_id = %s", (run_id, type_id)

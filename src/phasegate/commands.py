@@ -13,9 +13,11 @@ from pathlib import Path
 import psycopg
 import redis
 from rich.console import Console
+from rich.progress import Progress, TaskID
 
 from phasegate import recipe, schema
 from phasegate.backfill import BackfillResult, backfill
+from phasegate.backfill import Progress as BackfillProgress
 from phasegate.console import (
     Rate,
     print_backfill,
@@ -310,6 +312,36 @@ class ConsoleSteps(recipe.Steps):
             pg.execute("ANALYZE")
 
 
+class _Bars(BackfillProgress):
+    """The backfill's progress as bars: keys read, then rows loaded per type."""
+
+    def __init__(self, progress: Progress, kv: redis.Redis, types: tuple[str, ...]) -> None:
+        self.progress, self.types = progress, types
+        self.scan = progress.add_task("reading KV", total=kv.dbsize() or 1, rate="")
+        self.rate = Rate(progress, self.scan)
+        self.tasks: dict[str, TaskID] = {}
+        self.started = time.monotonic()
+
+    def keys(self, count: int) -> None:
+        self.rate(count)
+
+    def decoding(self) -> None:
+        self.progress.update(self.scan, total=self.rate.done or 1, completed=self.rate.done)
+        self.decode = self.progress.add_task("decoding, digesting", total=None, rate="")
+        self.started = time.monotonic()
+
+    def rows(self, type_id: str, done: int, total: int) -> None:
+        if type_id not in self.tasks:
+            if not self.tasks:
+                self.progress.update(self.decode, total=1, completed=1)
+                self.started = time.monotonic()
+            self.tasks[type_id] = self.progress.add_task(f"loading {type_id}", rate="")
+        rate = done / max(time.monotonic() - self.started, 1e-6)
+        self.progress.update(
+            self.tasks[type_id], completed=done, total=total or 1, rate=f"{rate:,.0f} rows/s"
+        )
+
+
 def backfill_with_progress(
     kv: redis.Redis,
     pg: psycopg.Connection[tuple[object, ...]],
@@ -319,34 +351,15 @@ def backfill_with_progress(
     restart: bool = False,
     batch_rows: int = 50_000,
 ) -> BackfillResult:
-    """Backfill with a progress bar per type, then a table of rows and findings."""
+    """Backfill with progress bars (keys read, rows loaded per type), then a table of
+    rows and findings."""
     types = tuple(types)
-    inventory = inventory_with_progress(kv, types, console)
     with progress_bars(console) as progress:
-        tasks = {
-            t: progress.add_task(f"loading {t}", total=inventory.types[t].records or 1, rate="")
-            for t in types
-        }
-        started = time.monotonic()
-
-        def on_rows(type_id: str, done: int, total: int) -> None:
-            rate = done / max(time.monotonic() - started, 1e-6)
-            progress.update(
-                tasks[type_id], completed=done, total=total or 1, rate=f"{rate:,.0f} rows/s"
-            )
-
-        result = backfill(
-            kv,
-            pg,
-            types,
-            restart=restart,
-            batch_rows=batch_rows,
-            inventory=inventory,
-            on_rows=on_rows,
-        )
+        bars = _Bars(progress, kv, types)
+        result = backfill(kv, pg, types, restart=restart, batch_rows=batch_rows, progress=bars)
     print_backfill(result, console)
     if result.changed == 0:
         console.print("no-op: every row already matched KV; nothing was rewritten")
     console.print(f"findings stored in phasegate_findings (run_id {result.run_id})")
-    print_findings(result.inventory.findings, console, per_kind=3)
+    print_findings(result.findings, console, per_kind=3)
     return result

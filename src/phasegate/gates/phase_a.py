@@ -17,11 +17,10 @@ from datetime import UTC, datetime
 
 import redis
 
-from phasegate.backfill import BackfillResult
+from phasegate.backfill import BackfillResult, TypeResult
 from phasegate.errors import PhasegateError
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, Status, verdict
-from phasegate.inventory import Inventory
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.compare import RECENT, Scope, compare
 from phasegate.parity.diff import show_key
@@ -42,12 +41,12 @@ class RerunEvidence:
 
     @classmethod
     def between(cls, first: BackfillResult, second: BackfillResult) -> RerunEvidence:
-        """What the second of two backfills over one keyspace changed, and why."""
+        """What the second of two backfills over one keyspace changed, and why: the
+        fields it rewrote, as the first run left them and as the second decoded them."""
+        del first  # the first run's rows are what the second found in Postgres
         return cls(
             changed={t: r.changed for t, r in second.types.items()},
-            examples={
-                t: rerun_examples(t, first.inventory, second.inventory) for t in second.types
-            },
+            examples={t: rerun_examples(r) for t, r in second.types.items()},
         )
 
 
@@ -276,25 +275,13 @@ class PhaseA:
         )
 
 
-def rerun_examples(type_id: str, first: Inventory, second: Inventory, limit: int = 10) -> list[str]:
-    """Records whose decode differs between two runs over the same keyspace."""
-    a, b = first.types[type_id].decoded, second.types[type_id].decoded
-    out: list[str] = []
-    for key in sorted(a.records.keys() | b.records.keys(), key=show_key):
-        if key not in a.records or key not in b.records:
-            out.append(f"{type_id} {show_key(key)}: decoded on one run only")
-            continue
-        mine, theirs = a.records[key], b.records[key]
-        out.extend(
-            f"{type_id} {show_key(key)} ({a.sources.get(key, '?')}) field {name}: first run "
-            f"{shown(mine[name], 80)}, second run {shown(theirs.get(name), 80)} -- decoding is not "
-            "deterministic (now()? random?)"
-            for name in mine
-            if mine[name] != theirs.get(name)
-        )
-        if len(out) >= limit:
-            break
-    return out
+def rerun_examples(second: TypeResult, limit: int = 10) -> list[str]:
+    """Fields the second backfill rewrote: its decode is not what the first wrote."""
+    return [
+        f"{second.type_id} {show_key(c.key)} field {c.field}: first run {shown(c.before, 80)}, "
+        f"second run {shown(c.after, 80)} -- decoding is not deterministic (now()? random?)"
+        for c in second.changes[:limit]
+    ]
 
 
 MAX_DIAGNOSIS = 10  # diagnosis lines before the examples

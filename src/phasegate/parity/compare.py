@@ -25,7 +25,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -39,7 +39,7 @@ from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, row
 from phasegate.parity.judge import RECENT, PgDigests, Scope, answer, in_sample
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import Folder, Spill
-from phasegate.parity.tally import Comparison, TypeComparison
+from phasegate.parity.tally import Comparison, KeyspaceFacts, TypeComparison
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
@@ -67,18 +67,12 @@ def compare(
     workspace = Workspace.create("compare", None)
     try:
         folder = Folder(workspace.path, buckets, workers)
-        # Postgres digests beside the Redis read: it works on its own CPU.
-        with ThreadPoolExecutor(max_workers=1) as side:
-            pg_done = side.submit(_pg_digests, pg, types, timeout_s)
-            try:
-                facts = read_kv(kv, types, folder)
-            finally:
-                pg_digests = pg_done.result()
+        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s)
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
         shares = [list(range(buckets))[w::workers] for w in range(workers)]
         digesting = [("digest", folder, share, types, scope, pg_digests) for share in shares]
-        for part, digests in _run(digesting):
+        for part, digests in run_jobs(digesting):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
                 kv_digests[type_id].update(digests[type_id])
@@ -93,7 +87,7 @@ def compare(
             if any(p.exists() and p.stat().st_size for p in (folder.kept(w), folder.pg(w)))
         ]
         diffing = [("diff", folder, to_diff[w::workers], types, scope) for w in range(workers)]
-        for part in _run([job for job in diffing if job[2]]):
+        for part in run_jobs([job for job in diffing if job[2]]):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
     finally:
@@ -114,7 +108,27 @@ def _count_equal_rows(
         total.pg_rows += sum(v[0] for b, v in pg.items() if b not in wanted[total.type_id])
 
 
-def _run(jobs: list[tuple[Any, ...]]) -> list[Any]:
+def read_both(
+    kv: redis.Redis,
+    pg: psycopg.Connection[tuple[object, ...]],
+    types: tuple[str, ...],
+    folder: Folder,
+    timeout_s: float,
+    *,
+    on_keys: Callable[[int], None] | None = None,
+) -> tuple[KeyspaceFacts, PgDigests]:
+    """Step 1: the keyspace read and spilled into ``folder`` while Postgres digests
+    its own tables (on its own CPU, beside the read)."""
+    with ThreadPoolExecutor(max_workers=1) as side:
+        pg_done = side.submit(_pg_digests, pg, types, timeout_s)
+        try:
+            facts = read_kv(kv, types, folder, on_keys)
+        finally:
+            pg_digests = pg_done.result()
+    return facts, pg_digests
+
+
+def run_jobs(jobs: list[tuple[Any, ...]]) -> list[Any]:
     """Each job in a child process of its own, all at once."""
     with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
         return list(pool.map(_worker, jobs))

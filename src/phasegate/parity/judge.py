@@ -15,12 +15,12 @@ import hashlib
 import pickle
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from phasegate.findings import Severity
+from phasegate.findings import Finding, Severity
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import (
@@ -32,6 +32,7 @@ from phasegate.mappings.base import (
     holds_records,
 )
 from phasegate.parity.buckets import record_bucket
+from phasegate.parity.copytext import copy_line
 from phasegate.parity.diff import (
     Diff,
     ExtraInPg,
@@ -42,7 +43,7 @@ from phasegate.parity.diff import (
 )
 from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
 from phasegate.parity.postgres import AllowList
-from phasegate.parity.spill import read_chunks
+from phasegate.parity.spill import Folder, read_chunks
 from phasegate.parity.tally import TypeComparison
 from phasegate.show import shown
 
@@ -76,8 +77,14 @@ def answer(returncode: int, out: bytes, stderr: bytes) -> Any:
 
 
 def run_job(job: tuple[Any, ...]) -> Any:
-    """What a worker process does with a digest or diff job (see :mod:`compare_worker`)."""
+    """What a worker process does with a digest, diff or load job (see :mod:`compare_worker`)."""
     kind, folder, buckets, types, scope, *rest = job
+    if kind == "load":
+        parts = {t: LoadPart() for t in types}
+        for w in buckets:
+            for type_id, loaded in load_bucket(folder, w, types, rest[0]).items():
+                parts[type_id].add(loaded)
+        return parts
     totals = {t: TypeComparison(t) for t in types}
     if kind == "digest":
         digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
@@ -101,6 +108,29 @@ def _entries_by_type(paths: list[Path]) -> dict[str, list[VariantEntry]]:
     return entries
 
 
+def _decoded(entries: dict[str, list[VariantEntry]], type_id: str) -> Decoded:
+    """One type's records of a work bucket (with the entries it borrows)."""
+    mapping = MAPPINGS[type_id]
+    mine = list(entries.get(type_id, []))
+    for borrowed in mapping.borrows:
+        mine.extend(entries.get(borrowed, []))
+    return _decode_naming_the_key(mapping, mine)
+
+
+def _digested(
+    mapping: Mapping, decoded: Decoded, theirs: dict[int, tuple[int, int, int]] | None
+) -> tuple[dict[RecordKey, int], dict[int, tuple[int, int, int]], set[int]]:
+    """Each record's bucket, the buckets' digests, and the buckets equal in Postgres."""
+    digests = Digests()
+    where = {}
+    for key, record in decoded.records.items():
+        where[key] = bucket = record_bucket(mapping, record, DIGEST_BUCKETS)
+        digests.add(bucket, record_text(mapping, record))
+    mine = digests.frozen()
+    same = {b for b, v in mine.items() if theirs is not None and theirs.get(b) == v}
+    return where, mine, same
+
+
 def digest_bucket(
     paths: list[Path], keep: Path, types: tuple[str, ...], scope: Scope, pg_digests: PgDigests
 ) -> tuple[dict[str, TypeComparison], dict[str, dict[int, tuple[int, int, int]]]]:
@@ -112,20 +142,10 @@ def digest_bucket(
     kept: list[tuple[str, RecordKey, Record, str]] = []
     for type_id in types:
         mapping = MAPPINGS[type_id]
-        mine = list(entries.get(type_id, []))
-        for borrowed in mapping.borrows:
-            mine.extend(entries.get(borrowed, []))
-        decoded = _decode_naming_the_key(mapping, mine)
+        decoded = _decoded(entries, type_id)
         result = out[type_id] = TypeComparison(type_id, len(decoded.records))
         _note_findings(mapping, decoded, result)
-        digests = Digests()
-        where = {}
-        for key, record in decoded.records.items():
-            where[key] = bucket = record_bucket(mapping, record, DIGEST_BUCKETS)
-            digests.add(bucket, record_text(mapping, record))
-        mine_digests = digests_out[type_id] = digests.frozen()
-        theirs = pg_digests.get(type_id)
-        same = {b for b, v in mine_digests.items() if theirs is not None and theirs.get(b) == v}
+        where, digests_out[type_id], same = _digested(mapping, decoded, pg_digests.get(type_id))
         for key, record in decoded.records.items():
             if where[key] in same:
                 _count_equal(mapping, key, record, scope, result)
@@ -135,6 +155,66 @@ def digest_bucket(
         if kept:
             pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return out, digests_out
+
+
+@dataclass
+class LoadPart:
+    """What a backfill worker made of one type's share of the keyspace."""
+
+    records: int = 0  # decoded
+    unchanged: int = 0  # in buckets whose digests agree with Postgres: not written
+    written: int = 0  # rows written to the COPY files, to be loaded
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, other: LoadPart) -> None:
+        self.records += other.records
+        self.unchanged += other.unchanged
+        self.written += other.written
+        self.findings.extend(other.findings)
+
+
+def load_bucket(
+    folder: Folder, w: int, types: tuple[str, ...], pg_digests: PgDigests
+) -> dict[str, LoadPart]:
+    """Decode one work bucket and digest its records; write the rows of buckets that
+    differ from Postgres (every row, into an empty table) as COPY text, sorted by
+    record key, to the folder's row file of the type."""
+    entries = _entries_by_type(folder.kv_all(w))
+    out = {}
+    for type_id in types:
+        mapping = MAPPINGS[type_id]
+        decoded = _decoded(entries, type_id)
+        part = out[type_id] = LoadPart(len(decoded.records), findings=decoded.findings)
+        where, _digests, same = _digested(mapping, decoded, pg_digests.get(type_id))
+        to_write = sorted(k for k in decoded.records if where[k] not in same)
+        part.unchanged = part.records - len(to_write)
+        if not to_write:
+            continue
+        with folder.rows(type_id, w).open("wb") as fh:
+            lines: list[bytes] = []
+            for key in to_write:
+                line = _line(mapping, decoded, key, part)
+                if line is not None:
+                    lines.append(line)
+                if len(lines) >= 1000:
+                    fh.write(b"".join(lines))
+                    lines.clear()
+            fh.write(b"".join(lines))
+    return out
+
+
+def _line(mapping: Mapping, decoded: Decoded, key: RecordKey, part: LoadPart) -> bytes | None:
+    """The record's COPY line, counted as written; None (and a finding) when its text
+    cannot be encoded for Postgres (a lone surrogate)."""
+    try:
+        line = copy_line(mapping, decoded.records[key]).encode()
+    except UnicodeEncodeError as exc:
+        source = decoded.sources.get(key, show_key(key))
+        reason = f"holds text that is not valid UTF-8 ({exc.reason}), which Postgres rejects"
+        part.findings.append(Finding(mapping.type_id, "rejected_by_postgres", source, reason))
+        return None
+    part.written += 1
+    return line
 
 
 def diff_bucket(

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import redis
@@ -35,16 +35,23 @@ from phasegate.parity.tally import KeyspaceFacts, Tally
 Batch = tuple[str, list[bytes]]
 
 
-def read_kv(kv: redis.Redis, types: tuple[str, ...], folder: Folder) -> KeyspaceFacts:
-    """Read and spill every key; ``folder.readers`` processes, or this one when 0."""
+def read_kv(
+    kv: redis.Redis,
+    types: tuple[str, ...],
+    folder: Folder,
+    on_keys: Callable[[int], None] | None = None,
+) -> KeyspaceFacts:
+    """Read and spill every key; ``folder.readers`` processes, or this one when 0.
+    ``on_keys`` hears of each batch of key names as it is handed out."""
     params = _client_params(kv)
     if folder.readers == 0 or params is None:
-        return spill_batches(kv, (("", keys) for keys in scan_keys(kv)), types, folder, 0)
+        batches = (("", keys) for keys in _counted(scan_keys(kv), on_keys))
+        return spill_batches(kv, batches, types, folder, 0)
     readers: list[_Reader] = []
     try:
         readers = [_Reader(("read", params, types, folder, r)) for r in range(folder.readers)]
         # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
-        for i, keys in enumerate(scan_keys(kv)):
+        for i, keys in enumerate(_counted(scan_keys(kv), on_keys)):
             if not readers[i % len(readers)].send(("", keys)):
                 break  # that reader stopped: its error is raised below
     except BaseException:
@@ -63,6 +70,15 @@ def read_kv(kv: redis.Redis, types: tuple[str, ...], folder: Folder) -> Keyspace
     return facts
 
 
+def _counted(
+    batches: Iterable[list[bytes]], on_keys: Callable[[int], None] | None
+) -> Iterator[list[bytes]]:
+    for keys in batches:
+        yield keys
+        if on_keys is not None:
+            on_keys(len(keys))
+
+
 def spill_batches(
     client: redis.Redis, batches: Iterable[Batch], types: tuple[str, ...], folder: Folder, me: int
 ) -> KeyspaceFacts:
@@ -78,6 +94,8 @@ def spill_batches(
             for entry, where in classified_batch(reader, rtype, keys, wanted):
                 facts.total_keys += 1
                 finding = key_finding(entry, where)
+                if finding is not None:
+                    facts.findings.append(finding)
                 if where.kind == "kv_only":
                     facts.kv_only[entry.key.split(":", 1)[0]] += 1
                 elif finding is not None and where.kind == "unmapped":

@@ -2,7 +2,8 @@
 
 Readers write KV entries, already split by record bucket, to ``kv<r>-<w>``; the
 parent writes the fetched Postgres rows to ``pg-<w>``; the digest step keeps the
-records of buckets that differ in ``kept-<w>``. A file is a stream of pickled
+records of buckets that differ in ``kept-<w>``, and the backfill's workers write
+the rows to load, as COPY text, to ``rows-<w>-<type>``. A file is a stream of pickled
 chunks, so neither side holds more than a chunk of it at once.
 """
 
@@ -36,6 +37,10 @@ class Folder:
 
     def kept(self, bucket: int) -> Path:
         return self.path / f"kept-{bucket:03d}.pickle"
+
+    def rows(self, type_id: str, bucket: int) -> Path:
+        """A work bucket's rows of one type as COPY text (the backfill's)."""
+        return self.path / f"rows-{bucket:03d}-{type_id}.copy"
 
 
 class Spill:

@@ -13,6 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from phasegate.findings import Finding
+
 EXAMPLES = 10
 SUBSETS = ("sample", "recency", "full")
 
@@ -188,9 +190,11 @@ class KeyspaceFacts:
     unmapped: Tally = field(default_factory=Tally)
     keys: dict[str, Counter[str]] = field(default_factory=dict)  # type -> variant -> keys
     wrong_type: dict[str, Tally] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)  # every unmapped / wrong-TYPE key
 
     def add(self, other: KeyspaceFacts) -> None:
         self.total_keys += other.total_keys
+        self.findings.extend(other.findings)
         self.kv_only.update(other.kv_only)
         self.unmapped.add(other.unmapped)
         for type_id, variants in other.keys.items():
