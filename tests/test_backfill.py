@@ -77,6 +77,24 @@ def test_findings_are_stored_and_the_load_goes_on(
     assert rows == [("undecodable", "error", "msg:broken")]
 
 
+def test_findings_stored_are_the_latest_runs_and_a_rerun_rewrites_none(
+    seeded_kv: redis.Redis, schema_pg: PgConn
+) -> None:
+    """A re-run that finds the same keeps the stored findings (under the run that first
+    found them); a finding fixed in KV is gone after the next run, a new one is added."""
+    seeded_kv.set("msg:broken", b"{not json")
+    first = backfill(seeded_kv, schema_pg, types=["messages"])
+    query = "SELECT run_id, key FROM phasegate_findings WHERE kind = 'undecodable' ORDER BY key"
+    stored = schema_pg.execute("SELECT count(*) FROM phasegate_findings").fetchone()
+    backfill(seeded_kv, schema_pg, types=["messages"])
+    assert schema_pg.execute(query).fetchall() == [(first.run_id, "msg:broken")]
+    assert schema_pg.execute("SELECT count(*) FROM phasegate_findings").fetchone() == stored
+    seeded_kv.delete("msg:broken")
+    seeded_kv.set("msg:broken2", b"[1,")
+    third = backfill(seeded_kv, schema_pg, types=["messages"])
+    assert schema_pg.execute(query).fetchall() == [(third.run_id, "msg:broken2")]
+
+
 @pytest.mark.parametrize("kill_after_batches", [0, 25], ids=["while-reading", "mid-load"])
 def test_kill_9_then_resume_equals_an_uninterrupted_run(
     seeded_kv: redis.Redis,

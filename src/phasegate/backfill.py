@@ -30,6 +30,7 @@ so the result equals an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -379,30 +380,36 @@ def _is_empty(pg: PgConn, mapping: Mapping) -> bool:
 
 
 def _store_findings(pg: PgConn, run_id: str, type_id: str, findings: list[Finding]) -> None:
+    """Make ``phasegate_findings`` hold exactly these findings of the type: the ones
+    no longer found are deleted, new ones inserted under ``run_id``, the rest are
+    left as they are (a re-run finding the same writes nothing)."""
+    rows = {}
+    for f in findings:
+        values = (f.kind, str(f.severity), f.key, f.field, f.detail, f.raw)
+        text = tuple(None if v is None else _pg_text(v) for v in values)
+        ident = hashlib.blake2b(json.dumps(text).encode(), digest_size=16).hexdigest()
+        rows[ident] = text
     with pg.transaction(), pg.cursor() as cur:
         cur.execute(
-            "DELETE FROM phasegate_findings WHERE run_id = %s AND type_id = %s", (run_id, type_id)
+            "CREATE TEMP TABLE phasegate_findings_now (LIKE phasegate_findings) ON COMMIT DROP"
         )
         with cur.copy(
-            "COPY phasegate_findings (run_id, type_id, kind, severity, key, field, detail, raw) "
-            "FROM STDIN"
+            "COPY phasegate_findings_now "
+            "(run_id, type_id, kind, severity, key, field, detail, raw, ident) FROM STDIN"
         ) as copy:
-            for f in findings:
-                copy.write_row(
-                    tuple(
-                        None if v is None else _pg_text(v)
-                        for v in (
-                            run_id,
-                            type_id,
-                            f.kind,
-                            str(f.severity),
-                            f.key,
-                            f.field,
-                            f.detail,
-                            f.raw,
-                        )
-                    )
-                )
+            for ident, text in rows.items():
+                copy.write_row((run_id, type_id, *text, ident))
+        cur.execute(
+            "DELETE FROM phasegate_findings f WHERE f.type_id = %s AND NOT EXISTS "
+            "(SELECT 1 FROM phasegate_findings_now n WHERE n.ident = f.ident)",
+            (type_id,),
+        )
+        cur.execute(
+            "INSERT INTO phasegate_findings SELECT * FROM phasegate_findings_now n "
+            "WHERE NOT EXISTS (SELECT 1 FROM phasegate_findings f "
+            "WHERE f.type_id = %s AND f.ident = n.ident)",
+            (type_id,),
+        )
 
 
 def _pg_text(value: str) -> str:

@@ -360,6 +360,9 @@ def backfill_with_progress(
     print_backfill(result, console)
     if result.changed == 0:
         console.print("no-op: every row already matched KV; nothing was rewritten")
-    console.print(f"findings stored in phasegate_findings (run_id {result.run_id})")
+    console.print(
+        f"phasegate_findings holds this run's {len(result.findings):,} findings "
+        f"(those new to this run under run_id {result.run_id})"
+    )
     print_findings(result.findings, console, per_kind=3)
     return result

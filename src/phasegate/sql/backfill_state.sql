@@ -1,5 +1,7 @@
 -- phasegate's own bookkeeping in the target database: backfill runs, their
--- committed batches (the checkpoints) and the findings of each run.
+-- committed batches (the checkpoints) and the findings: those of the latest
+-- backfill of each type, each under the run that first found it (a re-run that
+-- finds the same writes none; one found no longer is deleted).
 CREATE TABLE IF NOT EXISTS phasegate_backfill_runs (
     run_id      text PRIMARY KEY,
     types       text[] NOT NULL,
@@ -26,4 +28,8 @@ CREATE TABLE IF NOT EXISTS phasegate_findings (
     detail    text NOT NULL,
     raw       text
 );
+-- A finding's identity: a hash of its text (older tables gain the column; their
+-- rows, without one, are replaced by the next run's).
+ALTER TABLE phasegate_findings ADD COLUMN IF NOT EXISTS ident text;
+CREATE INDEX IF NOT EXISTS phasegate_findings_ident ON phasegate_findings (type_id, ident);
 CREATE INDEX IF NOT EXISTS phasegate_findings_run ON phasegate_findings (run_id, type_id);
