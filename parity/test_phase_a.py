@@ -12,7 +12,6 @@ from collections.abc import Callable
 import pytest
 
 from phasegate.gates.phase_a import CHECKS, PhaseA
-from phasegate.gates.result import CheckResult
 from phasegate.mappings import TYPE_IDS
 from phasegate.plugin import conclude
 
@@ -23,9 +22,9 @@ CASES = [("keyspace", "coverage")] + [(t, c) for t in TYPE_IDS for c in CHECKS]
 
 @pytest.mark.parametrize(("type_id", "check"), CASES, ids=[f"{t}-{c}" for t, c in CASES])
 def test_phase_a(
-    phase_a: PhaseA, type_id: str, check: str, record_check: Callable[[CheckResult], None]
+    phase_a: PhaseA, type_id: str, check: str, record_check: Callable[..., None]
 ) -> None:
     """The Phase A check ``check`` holds for ``type_id``."""
     result = phase_a.run(check, type_id)
-    record_check(result)
+    record_check(result, phase_a.share_pass())
     conclude(result)

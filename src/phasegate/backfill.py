@@ -30,7 +30,6 @@ so the result equals an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +44,7 @@ from psycopg import sql
 
 from phasegate.errors import PhasegateError
 from phasegate.findings import Finding
+from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, RecordKey
 from phasegate.parity.compare import read_both, run_jobs
@@ -190,10 +190,10 @@ def backfill(
             files = [folder.rows(type_id, w) for w in range(buckets)]
             load = _Load(pg, run_id, MAPPINGS[type_id], typed, progress)
             load.run(files, part.written, batch_rows)
-            _store_findings(pg, run_id, type_id, typed.findings)
+            store_findings(pg, run_id, type_id, typed.findings)
     finally:
         workspace.remove()
-    _store_findings(pg, run_id, "keyspace", [f for f in facts.findings if f.type_id not in types])
+    store_findings(pg, run_id, "keyspace", [f for f in facts.findings if f.type_id not in types])
     with pg.transaction():
         pg.execute(
             "UPDATE phasegate_backfill_runs SET finished_at = %s WHERE run_id = %s",
@@ -377,41 +377,3 @@ def _is_empty(pg: PgConn, mapping: Mapping) -> bool:
         sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(mapping.table))
     ).fetchone()
     return bool(row and row[0])
-
-
-def _store_findings(pg: PgConn, run_id: str, type_id: str, findings: list[Finding]) -> None:
-    """Make ``phasegate_findings`` hold exactly these findings of the type: the ones
-    no longer found are deleted, new ones inserted under ``run_id``, the rest are
-    left as they are (a re-run finding the same writes nothing)."""
-    rows = {}
-    for f in findings:
-        values = (f.kind, str(f.severity), f.key, f.field, f.detail, f.raw)
-        text = tuple(None if v is None else _pg_text(v) for v in values)
-        ident = hashlib.blake2b(json.dumps(text).encode(), digest_size=16).hexdigest()
-        rows[ident] = text
-    with pg.transaction(), pg.cursor() as cur:
-        cur.execute(
-            "CREATE TEMP TABLE phasegate_findings_now (LIKE phasegate_findings) ON COMMIT DROP"
-        )
-        with cur.copy(
-            "COPY phasegate_findings_now "
-            "(run_id, type_id, kind, severity, key, field, detail, raw, ident) FROM STDIN"
-        ) as copy:
-            for ident, text in rows.items():
-                copy.write_row((run_id, type_id, *text, ident))
-        cur.execute(
-            "DELETE FROM phasegate_findings f WHERE f.type_id = %s AND NOT EXISTS "
-            "(SELECT 1 FROM phasegate_findings_now n WHERE n.ident = f.ident)",
-            (type_id,),
-        )
-        cur.execute(
-            "INSERT INTO phasegate_findings SELECT * FROM phasegate_findings_now n "
-            "WHERE NOT EXISTS (SELECT 1 FROM phasegate_findings f "
-            "WHERE f.type_id = %s AND f.ident = n.ident)",
-            (type_id,),
-        )
-
-
-def _pg_text(value: str) -> str:
-    """Postgres text cannot hold NUL; keep it visible instead."""
-    return value.replace("\x00", "\\x00")

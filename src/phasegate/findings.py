@@ -46,6 +46,16 @@ KINDS: dict[str, Severity] = {
 }
 
 
+# Findings about several records at once (a pair's two directions, a handle's
+# spellings across keys, an index key and its record): only a decode of the whole
+# keyspace (`phasegate inventory`) finds them exactly. The bucketed comparison pass
+# and the backfill decode a bucket at a time, so they count and store only the
+# other kinds, each of which is about one record or key.
+WHOLE_KEYSPACE_KINDS = frozenset(
+    {"one_sided", "merged_spellings", "suspected_duplicate", "dangling_id", "index_mismatch"}
+)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One finding, immutable; ``raw`` is an escaped excerpt of the value."""

@@ -20,11 +20,12 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 import redis
 
-from phasegate import report
+from phasegate import report, shares
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.gates.result import CheckResult
 from phasegate.plans import PLAN_SCALE
@@ -72,14 +73,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     flags = {s.name: config.getoption(f"phasegate_{s.name}") for s in SETTINGS if s.has_flag}
     try:
-        config.stash[_SETTINGS] = resolve(flags)
+        config.stash[_SETTINGS] = settings = resolve(flags)
     except UsageError as exc:
         pytest.exit(f"phasegate: {exc}", returncode=EXIT_USAGE)
+    if settings.buckets and settings.phase != "A":
+        pytest.exit(
+            f"phasegate: --buckets={settings.buckets} splits the Phase A gate's data checks: "
+            "run it with --phase=A",
+            returncode=EXIT_USAGE,
+        )
     config.pluginmanager.register(GateReporter(config), "phasegate-reporter")
 
 
 _SETTINGS = pytest.StashKey[Settings]()
 RESULT_PROPERTY = "phasegate_result"
+SHARE_PROPERTY = "phasegate_share"
 ERROR_PROPERTY = "phasegate_error"
 # Fixtures that hand a test the *target* stores when --kv-url/--pg-url are given:
 # only gate tests may use them; the library's own tests use the sandbox.
@@ -226,13 +234,16 @@ def scratch_kv_client(scratch_kv_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def record_check(request: pytest.FixtureRequest) -> Callable[[CheckResult], None]:
-    """Attach a gate check's result to the test's report (it survives xdist)."""
+def record_check(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Attach a gate check's result to the test's report (it survives xdist), and,
+    in a share of a split run (--buckets), the share's comparison pass."""
 
-    def record(result: CheckResult) -> None:
+    def record(result: CheckResult, share_pass: dict[str, Any] | None = None) -> None:
         request.node.user_properties.append(
             (RESULT_PROPERTY, json.dumps(result.as_dict(), default=str))
         )
+        if share_pass is not None:
+            request.node.user_properties.append((SHARE_PROPERTY, json.dumps(share_pass)))
 
     return record
 
@@ -256,6 +267,7 @@ class GateReporter:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.results = report.GateResults()
+        self.share_pass: dict[str, Any] | None = None
         self.written = ""
         self.deadline: threading.Timer | None = None
         self.deadline_passed = False
@@ -283,6 +295,9 @@ class GateReporter:
         props = report.user_properties
         got = [json.loads(str(v)) for name, v in props if name == RESULT_PROPERTY]
         environment = [str(v) for name, v in props if name == ERROR_PROPERTY]
+        for name, v in props:
+            if name == SHARE_PROPERTY and self.share_pass is None:
+                self.share_pass = json.loads(str(v))
         collector = self.results
         if environment:
             collector.errors.append((report.nodeid, environment[0]))
@@ -321,6 +336,7 @@ class GateReporter:
                 "seed": s.seed,
                 "sample_rate_percent": s.sample_rate,
                 "full": s.full,
+                **({"share": f"{s.buckets} of the buckets"} if s.buckets else {}),
                 "kv": redact_url(s.kv_url) if s.kv_url else f"sandbox ({s.scale} fixture)",
                 "pg": redact_url(s.pg_url) if s.pg_url else "sandbox",
                 **self._plan_context(s),
@@ -331,6 +347,8 @@ class GateReporter:
             errors=tuple(self.results.errors),
         )
         folder = report.write(summary, s.reports_dir, keep=s.reports_keep)
+        if s.buckets:
+            shares.write_share(folder, s.buckets, summary, self.share_pass)
         self.written = f"{folder}/report.md (verdict {summary.verdict})"
         session.exitstatus = _exit_status(int(session.exitstatus), summary.verdict, s.phase)
 

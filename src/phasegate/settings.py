@@ -45,6 +45,7 @@ class Settings:
     scale: str
     sample_rate: float
     full: bool
+    buckets: str | None
     pg_only_allowlist: str | None
     schema: str | None
     seqscan_rows: int

@@ -82,6 +82,12 @@ def _seconds(raw: str) -> float:
     return value
 
 
+def _share(raw: str) -> str:
+    from phasegate.parity.buckets import Share  # the parser lives beside the buckets
+
+    return str(Share.parse(raw))
+
+
 def _milliseconds(raw: str) -> float:
     value = float(raw)
     if not value > 0:
@@ -156,6 +162,14 @@ SETTINGS: tuple[Setting, ...] = (
         "PCT",
     ),
     Setting("full", False, _flag, "Also compare every record (the full diff)."),
+    Setting(
+        "buckets",
+        None,
+        _share,
+        "Phase A gate (pytest only): take share i of N of the record buckets, so N CI "
+        "jobs split one keyspace; `phasegate report merge` joins their reports.",
+        "i/N",
+    ),
     Setting(
         "pg_only_allowlist",
         None,

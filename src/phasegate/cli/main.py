@@ -21,6 +21,7 @@ from phasegate.cli import doctor as cli_doctor
 from phasegate.cli import guard as cli_guard
 from phasegate.cli import load as cli_load
 from phasegate.cli import reconcile as cli_reconcile
+from phasegate.cli import report as cli_report
 from phasegate.cli import shapes as cli_shapes
 from phasegate.errors import EXIT_GATE_FAILED, EXIT_OK, EXIT_USAGE, PhasegateError, UsageError
 from phasegate.mappings import TYPE_IDS
@@ -31,11 +32,15 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True, highlight=False)
 
 
+# Settings of the pytest gate alone: no command takes them.
+PYTEST_ONLY = frozenset({"buckets"})
+
+
 def _settings_parent() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("settings (flag > PHASEGATE_* env > pyproject > default)")
     for s in SETTINGS:
-        if not s.has_flag:
+        if not s.has_flag or s.name in PYTEST_ONLY:
             continue
         help_text = s.option_help(default=True)
         if s.is_flag:
@@ -153,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_doctor.add_parsers(sub, common)
     cli_archive.add_parsers(sub, common)
     cli_guard.add_parsers(sub, common)
+    cli_report.add_parsers(sub, common)
 
     servers = sub.add_parser(
         "servers",
@@ -172,6 +178,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         flags = {s.name: getattr(args, s.name, None) for s in SETTINGS}
         settings = resolve(flags)
+        if settings.buckets:
+            raise UsageError(
+                f"buckets={settings.buckets} (from {settings.sources.get('buckets', '?')}) is "
+                "for the Phase A gate: pytest --phase=A --buckets i/N",
+                hint="unset PHASEGATE_BUCKETS (or the pyproject key) for phasegate commands",
+            )
         code: int = args.run(args, settings)
     except PhasegateError as exc:
         err.print(f"[bold red]phasegate: {redact_url(exc.message)}[/]")

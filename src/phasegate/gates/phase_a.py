@@ -22,10 +22,11 @@ from phasegate.errors import PhasegateError
 from phasegate.gates.registry import PHASE_CHECKS
 from phasegate.gates.result import CheckResult, Status, verdict
 from phasegate.mappings import MAPPINGS
+from phasegate.parity.buckets import Share
 from phasegate.parity.compare import RECENT, Scope, compare
 from phasegate.parity.diff import show_key
 from phasegate.parity.postgres import AllowList, PgConn, foreign_keys, orphans
-from phasegate.parity.tally import Comparison, Diagnosis, Tally
+from phasegate.parity.tally import Comparison, Diagnosis, Tally, comparison_to_json
 from phasegate.show import shown
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
 
@@ -63,8 +64,10 @@ class PhaseA:
     allow: AllowList = field(default_factory=AllowList)
     rerun: RerunEvidence | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    share: Share = field(default_factory=Share)  # the buckets this run takes (--buckets)
     _pass: Comparison | None = None
     _failed: PhasegateError | None = None
+    _shipped: bool = False
 
     @property
     def comparison(self) -> Comparison:
@@ -75,11 +78,36 @@ class PhaseA:
         if self._pass is None:
             scope = Scope(self.seed, self.sample_rate, self.now, self.allow)
             try:
-                self._pass = compare(self.kv, self.pg, MAPPINGS, scope, timeout_s=self.timeout_s)
+                self._pass = compare(
+                    self.kv, self.pg, MAPPINGS, scope, timeout_s=self.timeout_s, share=self.share
+                )
             except PhasegateError as exc:
                 self._failed = exc
                 raise
         return self._pass
+
+    def share_pass(self) -> dict[str, object] | None:
+        """This share's pass as JSON, once per process (None for a whole run): the
+        run's report folder keeps it for ``phasegate report merge``."""
+        if self.share.whole or self._shipped:
+            return None
+        self._shipped = True
+        return {
+            "share": str(self.share),
+            "seed": self.seed,
+            "sample_rate": self.sample_rate,
+            "full": self.full,
+            "now": self.now.isoformat(),
+            "comparison": comparison_to_json(self.comparison),
+        }
+
+    def _whole_table_check(self, type_id: str, check: str) -> CheckResult | None:
+        """Checks over whole tables (not by bucket) run in share 1 only."""
+        if self.share.index == 1:
+            return None
+        return self._skip(
+            type_id, check, f"checked by share 1 of {self.share.count} (it reads whole tables)"
+        )
 
     def run(self, check: str, type_id: str) -> CheckResult:
         if check not in CHECKS:
@@ -220,6 +248,8 @@ class PhaseA:
         return dataclasses.replace(result, message=result.message + how, metrics=metrics)
 
     def check_refint(self, type_id: str) -> CheckResult:
+        if (elsewhere := self._whole_table_check(type_id, "refint")) is not None:
+            return elsewhere
         mapping = MAPPINGS[type_id]
         if not mapping.handle_columns and type_id != "games":
             return self._skip(type_id, "refint", f"{type_id} references no handle")
@@ -252,6 +282,8 @@ class PhaseA:
         )
 
     def check_rerun(self, type_id: str) -> CheckResult:
+        if (elsewhere := self._whole_table_check(type_id, "rerun")) is not None:
+            return elsewhere
         if self.rerun is None:
             return self._skip(
                 type_id,

@@ -17,12 +17,68 @@ True
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import Mapping, Record
 from phasegate.mappings.routing import bucket_of, bucket_text, handle_bucket
+from phasegate.parity.digest import DIGEST_BUCKETS
+
+MAX_SHARES = 64  # 4096 digest buckets: at least 64 in every share
+
+
+@dataclass(frozen=True)
+class Share:
+    """The part of a keyspace one run takes: share ``index`` of ``count``.
+
+    A share owns the digest buckets ``b`` with ``b % count == index - 1``: its
+    records, its Postgres rows (digested and fetched by bucket) and, for the
+    facts about keys themselves (how many, unmapped, wrong TYPE), the keys whose
+    name hashes into one of its buckets. So ``count`` runs, one per share, see
+    every record and every key exactly once, and their summaries add up to one
+    whole run's (``phasegate report merge``).
+
+    >>> s = Share.parse("2/4"); str(s), s.owns(1), s.owns(2), s.owns(5)
+    ('2/4', True, False, True)
+    >>> sum(Share(i, 3).owns_key("user:al") for i in (1, 2, 3))
+    1
+    """
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Share:
+        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+        if match is None:
+            raise ValueError("expected i/N (share i of N), such as 1/4")
+        index, count = int(match[1]), int(match[2])
+        if not 1 <= count <= MAX_SHARES:
+            raise ValueError(f"N must be 1 to {MAX_SHARES}, not {count}")
+        if not 1 <= index <= count:
+            raise ValueError(f"share {index} of {count}: i must be 1 to {count}")
+        return cls(index, count)
+
+    @property
+    def whole(self) -> bool:
+        return self.count == 1
+
+    def owns(self, bucket: int) -> bool:
+        """Whether a digest bucket is this share's."""
+        return self.count == 1 or bucket % self.count == self.index - 1
+
+    def owns_key(self, key: str) -> bool:
+        """Whether the facts about a KV key (its count, TYPE, mapping) are this share's."""
+        return self.count == 1 or self.owns(bucket_of(key, DIGEST_BUCKETS))
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+WHOLE = Share()  # every bucket: a run that is not split
 
 
 def split(

@@ -34,7 +34,7 @@ import redis
 
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping
-from phasegate.parity.buckets import row_bucket
+from phasegate.parity.buckets import WHOLE, Share, row_bucket
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
 from phasegate.parity.judge import RECENT, PgDigests, Scope, answer, in_sample
 from phasegate.parity.read import read_kv
@@ -55,8 +55,10 @@ def compare(
     buckets: int = 16,
     workers: int = 2,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    share: Share = WHOLE,
 ) -> Comparison:
-    """Compare every record of ``types`` in both stores, ``buckets`` work buckets at a time.
+    """Compare every record of ``types`` in both stores, ``buckets`` work buckets at a time;
+    with ``share``, only the records, rows and keys of that share (see :class:`Share`).
 
     Each Postgres query runs under a :class:`~phasegate.stores.Watchdog`: a
     table that answers nothing for ``timeout_s`` (plus the time its digest
@@ -67,7 +69,7 @@ def compare(
     workspace = Workspace.create("compare", None)
     try:
         folder = Folder(workspace.path, buckets, workers)
-        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s)
+        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, share=share)
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
         shares = [list(range(buckets))[w::workers] for w in range(workers)]
@@ -80,7 +82,7 @@ def compare(
         for type_id in types:
             _count_equal_rows(totals[type_id], kv_digests[type_id], pg_digests[type_id], wanted)
         pg_spill = Spill([folder.pg(w) for w in range(buckets)])
-        _spill_tables(pg, {t: b for t, b in wanted.items() if b}, pg_spill, timeout_s)
+        _spill_tables(pg, {t: b for t, b in wanted.items() if b}, pg_spill, timeout_s, share)
         to_diff = [
             w
             for w in range(buckets)
@@ -116,13 +118,14 @@ def read_both(
     timeout_s: float,
     *,
     on_keys: Callable[[int], None] | None = None,
+    share: Share = WHOLE,
 ) -> tuple[KeyspaceFacts, PgDigests]:
     """Step 1: the keyspace read and spilled into ``folder`` while Postgres digests
     its own tables (on its own CPU, beside the read)."""
     with ThreadPoolExecutor(max_workers=1) as side:
-        pg_done = side.submit(_pg_digests, pg, types, timeout_s)
+        pg_done = side.submit(_pg_digests, pg, types, timeout_s, share)
         try:
-            facts = read_kv(kv, types, folder, on_keys)
+            facts = read_kv(kv, types, folder, on_keys, share)
         finally:
             pg_digests = pg_done.result()
     return facts, pg_digests
@@ -146,13 +149,17 @@ def _worker(job: tuple[Any, ...]) -> Any:
 
 
 def _pg_digests(
-    pg: psycopg.Connection[tuple[object, ...]], types: tuple[str, ...], timeout_s: float
+    pg: psycopg.Connection[tuple[object, ...]],
+    types: tuple[str, ...],
+    timeout_s: float,
+    share: Share,
 ) -> PgDigests:
-    """Each table's bucket digests, made by Postgres (None where it cannot make them)."""
+    """Each table's bucket digests (of ``share``), made by Postgres (None where it
+    cannot make them)."""
     out: PgDigests = {}
     for type_id in types:
         mapping = MAPPINGS[type_id]
-        query = digest_query(mapping, DIGEST_BUCKETS)
+        query = digest_query(mapping, DIGEST_BUCKETS, (share.index, share.count))
         if query is None:
             out[type_id] = None
             continue
@@ -177,13 +184,14 @@ def _spill_tables(
     wanted: dict[str, set[int]],
     spill: Spill,
     timeout_s: float,
+    share: Share,
 ) -> None:
     """The rows of the buckets whose digests differ, spilled by work bucket."""
     try:
         for type_id, buckets in wanted.items():
             mapping = MAPPINGS[type_id]
             with Watchdog(pg, timeout_s, f"streaming the rows of {mapping.table}") as watchdog:
-                _spill_pg(pg, mapping, buckets, spill, watchdog)
+                _spill_pg(pg, mapping, buckets, spill, watchdog, share=share)
     finally:
         spill.close()
 
@@ -194,7 +202,10 @@ def _spill_pg(
     buckets: set[int],
     spill: Spill,
     watchdog: Watchdog,
+    *,
+    share: Share,
 ) -> None:
+    """Without buckets in SQL every row is read: only the share's are kept."""
     names = mapping.column_names
     positions = [names.index(c) for c in mapping.bucket_on]
     work = len(spill.paths)
@@ -203,5 +214,6 @@ def _spill_pg(
         cur.itersize = 5000
         for row in cur.execute(query):
             bucket = row_bucket(positions, row, DIGEST_BUCKETS)
-            spill.put(bucket % work, ("pg", mapping.type_id, tuple(row)))
+            if share.owns(bucket):
+                spill.put(bucket % work, ("pg", mapping.type_id, tuple(row)))
             watchdog.kick()

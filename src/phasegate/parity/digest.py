@@ -249,16 +249,25 @@ def bucket_sql(mapping: Mapping, buckets: int) -> sql.Composable | None:
     )
 
 
-def digest_query(mapping: Mapping, buckets: int) -> sql.Composed | None:
-    """One row per bucket: (bucket, rows, sum of first halves, sum of second halves)."""
+def digest_query(
+    mapping: Mapping, buckets: int, share: tuple[int, int] = (1, 1)
+) -> sql.Composed | None:
+    """One row per bucket: (bucket, rows, sum of first halves, sum of second halves);
+    with ``share`` (i, N), only the buckets ``b % N == i - 1``."""
     bucket = bucket_sql(mapping, buckets)
     if bucket is None:
         return None
     half = "('x' || substr(m, {}, 16))::bit(64)::bigint"
+    index, count = share
+    where: sql.Composable = sql.SQL("")
+    if count > 1:
+        where = sql.SQL(" WHERE b % {} = {}").format(sql.Literal(count), sql.Literal(index - 1))
     return sql.SQL(
         "SELECT b, count(*), sum(" + half.format(1) + "), sum(" + half.format(17) + ") "
-        "FROM (SELECT {bucket} AS b, md5({text}) AS m FROM {table}) AS t GROUP BY b"
-    ).format(bucket=bucket, text=row_text_sql(mapping), table=sql.Identifier(mapping.table))
+        "FROM (SELECT {bucket} AS b, md5({text}) AS m FROM {table}) AS t{where} GROUP BY b"
+    ).format(
+        bucket=bucket, text=row_text_sql(mapping), table=sql.Identifier(mapping.table), where=where
+    )
 
 
 def rows_query(mapping: Mapping, buckets: int, wanted: Iterable[int]) -> sql.Composed:

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from phasegate.findings import Finding, Severity
+from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding, Severity
 from phasegate.keyspace import KvEntry
 from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import (
@@ -184,7 +184,7 @@ def load_bucket(
     for type_id in types:
         mapping = MAPPINGS[type_id]
         decoded = _decoded(entries, type_id)
-        part = out[type_id] = LoadPart(len(decoded.records), findings=decoded.findings)
+        part = out[type_id] = LoadPart(len(decoded.records), findings=bucket_findings(decoded))
         where, _digests, same = _digested(mapping, decoded, pg_digests.get(type_id))
         to_write = sorted(k for k in decoded.records if where[k] not in same)
         part.unchanged = part.records - len(to_write)
@@ -258,12 +258,18 @@ def _decode_naming_the_key(mapping: Mapping, entries: list[VariantEntry]) -> Dec
         raise
 
 
+def bucket_findings(decoded: Decoded) -> list[Finding]:
+    """The findings a bucket's decode makes exactly (not those of the whole keyspace:
+    :data:`~phasegate.findings.WHOLE_KEYSPACE_KINDS`)."""
+    return [f for f in decoded.findings if f.kind not in WHOLE_KEYSPACE_KINDS]
+
+
 def _note_findings(mapping: Mapping, decoded: Decoded, result: TypeComparison) -> None:
     """The decoder's findings; a record that could not be decoded counts as missing."""
     type_id = mapping.type_id
     why = result.diagnosis
     why.variants.update(variant_name(type_id, source) for source in decoded.sources.values())
-    for finding in decoded.findings:
+    for finding in bucket_findings(decoded):
         result.findings[finding.kind] += 1
         if finding.severity == Severity.ERROR:
             result.errors.note(str(finding))

@@ -26,7 +26,7 @@ import redis
 from phasegate.inventory import classified_batch, key_finding
 from phasegate.keyspace import Reader, scan_keys
 from phasegate.mappings import MAPPINGS
-from phasegate.parity.buckets import split
+from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
 from phasegate.parity.judge import answer
 from phasegate.parity.spill import Folder, Spill
@@ -40,16 +40,19 @@ def read_kv(
     types: tuple[str, ...],
     folder: Folder,
     on_keys: Callable[[int], None] | None = None,
+    share: Share = WHOLE,
 ) -> KeyspaceFacts:
-    """Read and spill every key; ``folder.readers`` processes, or this one when 0.
-    ``on_keys`` hears of each batch of key names as it is handed out."""
+    """Read and spill every key (of ``share``); ``folder.readers`` processes, or this
+    one when 0. ``on_keys`` hears of each batch of key names as it is handed out."""
     params = _client_params(kv)
     if folder.readers == 0 or params is None:
         batches = (("", keys) for keys in _counted(scan_keys(kv), on_keys))
-        return spill_batches(kv, batches, types, folder, 0)
+        return spill_batches(kv, batches, types, folder, 0, share=share)
     readers: list[_Reader] = []
     try:
-        readers = [_Reader(("read", params, types, folder, r)) for r in range(folder.readers)]
+        readers = [
+            _Reader(("read", params, types, folder, r, share)) for r in range(folder.readers)
+        ]
         # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
         for i, keys in enumerate(_counted(scan_keys(kv), on_keys)):
             if not readers[i % len(readers)].send(("", keys)):
@@ -80,9 +83,16 @@ def _counted(
 
 
 def spill_batches(
-    client: redis.Redis, batches: Iterable[Batch], types: tuple[str, ...], folder: Folder, me: int
+    client: redis.Redis,
+    batches: Iterable[Batch],
+    types: tuple[str, ...],
+    folder: Folder,
+    me: int,
+    *,
+    share: Share = WHOLE,
 ) -> KeyspaceFacts:
-    """Read, classify and split each batch into this reader's spill files."""
+    """Read, classify and split each batch into this reader's spill files: the
+    entries (or parts) in ``share``'s buckets, the facts of the keys it owns."""
     wanted = set(types)
     for type_id in types:
         wanted.update(MAPPINGS[type_id].borrows)
@@ -92,26 +102,32 @@ def spill_batches(
     try:
         for rtype, keys in batches:
             for entry, where in classified_batch(reader, rtype, keys, wanted):
-                facts.total_keys += 1
+                mine = share.owns_key(entry.key)
+                facts.total_keys += mine
                 finding = key_finding(entry, where)
-                if finding is not None:
+                if finding is not None and mine:
                     facts.findings.append(finding)
                 if where.kind == "kv_only":
-                    facts.kv_only[entry.key.split(":", 1)[0]] += 1
+                    if mine:
+                        facts.kv_only[entry.key.split(":", 1)[0]] += 1
                 elif finding is not None and where.kind == "unmapped":
-                    facts.unmapped.note(f"{finding.key}: {finding.detail}")
+                    if mine:
+                        facts.unmapped.note(f"{finding.key}: {finding.detail}")
                 elif finding is not None:
-                    facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
+                    if mine:
+                        facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
                 else:
                     assert where.type_id is not None
                     assert where.variant is not None
-                    facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
+                    if mine:
+                        facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
                     if entry.value is None:
                         continue
                     mapping = MAPPINGS[where.type_id]
                     for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
-                        item = ("kv", where.type_id, where.variant, part.key, part.rtype)
-                        spill.put(bucket % folder.work, (*item, part.value))
+                        if share.owns(bucket):
+                            item = ("kv", where.type_id, where.variant, part.key, part.rtype)
+                            spill.put(bucket % folder.work, (*item, part.value))
     finally:
         spill.close()
     return facts
@@ -119,7 +135,7 @@ def spill_batches(
 
 def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
     """In a reader process: batches from ``stream`` until None."""
-    _kind, params, types, folder, me = job
+    _kind, params, types, folder, me, share = job
     cls, kwargs = params
     client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **kwargs))
 
@@ -128,7 +144,7 @@ def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
             yield batch
 
     try:
-        return spill_batches(client, batches(), types, folder, me)
+        return spill_batches(client, batches(), types, folder, me, share=share)
     finally:
         client.close()
 

@@ -1,14 +1,20 @@
-"""What a bucketed comparison pass reports: counts with their first examples.
+"""What a bucketed comparison pass reports: counts with their examples.
 
 Workers return these per bucket; the parent adds them up. Nothing here holds
-records, so the pass's memory does not grow with the data.
+records, so the pass's memory does not grow with the data. The examples a tally
+keeps are its :data:`EXAMPLES` smallest (by text), so the sum of any split of a
+pass (work buckets over workers, shares over runs) keeps the same examples as
+the whole pass, in the same order; :func:`comparison_to_json` and
+:func:`comparison_from_json` carry a share's pass to ``phasegate report merge``.
 
->>> t = Tally(); t.note("a"); t.note("b"); t.count, t.examples
+>>> t = Tally(); t.note("b"); t.note("a"); t.count, t.examples
 (2, ['a', 'b'])
 """
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +27,7 @@ SUBSETS = ("sample", "recency", "full")
 
 @dataclass
 class Tally:
-    """A count and its first :data:`EXAMPLES` examples."""
+    """A count and its :data:`EXAMPLES` smallest examples, sorted."""
 
     count: int = 0
     examples: list[str] = field(default_factory=list)
@@ -29,11 +35,14 @@ class Tally:
     def note(self, text: str) -> None:
         self.count += 1
         if len(self.examples) < EXAMPLES:
-            self.examples.append(text)
+            bisect.insort(self.examples, text)
+        elif text < self.examples[-1]:
+            bisect.insort(self.examples, text)
+            self.examples.pop()
 
     def add(self, other: Tally) -> None:
         self.count += other.count
-        self.examples.extend(other.examples[: max(0, EXAMPLES - len(self.examples))])
+        self.examples = sorted(self.examples + other.examples)[:EXAMPLES]
 
     def shown(self) -> tuple[str, ...]:
         more = self.count - len(self.examples)
@@ -75,9 +84,10 @@ class Diagnosis:
         self.variants.update(other.variants)
 
     def of(self, check: str) -> list[dict[str, Any]]:
-        """The check's groups, largest first, with their share of the variant."""
+        """The check's groups, largest first (ties by name), with their share of the variant."""
         out = []
-        for (c, variant, field_name, cause), n in self.groups.most_common():
+        ordered = sorted(self.groups.items(), key=lambda group: (-group[1], group[0]))
+        for (c, variant, field_name, cause), n in ordered:
             if c == check:
                 total = self.variants.get(variant, 0)
                 share = round(100 * n / total, 1) if total else None
@@ -209,3 +219,112 @@ class Comparison:
 
     keyspace: KeyspaceFacts
     types: dict[str, TypeComparison]
+
+
+# --- a share's pass as JSON, for `phasegate report merge` -------------------------
+
+
+def _tally_json(t: Tally) -> dict[str, Any]:
+    return {"count": t.count, "examples": list(t.examples)}
+
+
+def _tally(data: dict[str, Any]) -> Tally:
+    return Tally(int(data["count"]), [str(e) for e in data["examples"]])
+
+
+def _type_json(c: TypeComparison) -> dict[str, Any]:
+    if c.repairs or c.pg_only:
+        raise ValueError(f"{c.type_id}: a collecting pass (reconcile) is not carried as JSON")
+    return {
+        "type": c.type_id,
+        "kv_records": c.kv_records,
+        "pg_rows": c.pg_rows,
+        "pg_only_allowed": c.pg_only_allowed,
+        "compared": dict(c.compared),
+        "differences": {k: _tally_json(v) for k, v in c.differences.items()},
+        "missing": _tally_json(c.missing),
+        "extra": _tally_json(c.extra),
+        "errors": _tally_json(c.errors),
+        "findings": dict(c.findings),
+        "undecodable": c.undecodable,
+        "diagnosis": {
+            "groups": [[*key, n] for key, n in sorted(c.diagnosis.groups.items())],
+            "variants": dict(c.diagnosis.variants),
+        },
+        "digest_buckets": c.digest_buckets,
+        "fetched_buckets": c.fetched_buckets,
+    }
+
+
+def _type(data: dict[str, Any]) -> TypeComparison:
+    diagnosis = Diagnosis(
+        Counter({(g[0], g[1], g[2], g[3]): int(g[4]) for g in data["diagnosis"]["groups"]}),
+        Counter(data["diagnosis"]["variants"]),
+    )
+    return TypeComparison(
+        data["type"],
+        int(data["kv_records"]),
+        int(data["pg_rows"]),
+        int(data["pg_only_allowed"]),
+        compared={k: int(v) for k, v in data["compared"].items()},
+        differences={k: _tally(v) for k, v in data["differences"].items()},
+        missing=_tally(data["missing"]),
+        extra=_tally(data["extra"]),
+        errors=_tally(data["errors"]),
+        findings=Counter(data["findings"]),
+        undecodable=int(data["undecodable"]),
+        diagnosis=diagnosis,
+        digest_buckets=int(data["digest_buckets"]),
+        fetched_buckets=int(data["fetched_buckets"]),
+    )
+
+
+def comparison_to_json(c: Comparison) -> dict[str, Any]:
+    """A pass as plain JSON (every count, example and diagnosis group; findings whole).
+
+    >>> c = Comparison(KeyspaceFacts(3), {"users": TypeComparison("users", 2)})
+    >>> comparison_from_json(comparison_to_json(c)) == c
+    True
+    """
+    k = c.keyspace
+    return {
+        "keyspace": {
+            "total_keys": k.total_keys,
+            "kv_only": dict(k.kv_only),
+            "unmapped": _tally_json(k.unmapped),
+            "keys": {t: dict(v) for t, v in k.keys.items()},
+            "wrong_type": {t: _tally_json(v) for t, v in k.wrong_type.items()},
+            "findings": [dataclasses.asdict(f) for f in k.findings],
+        },
+        "types": {t: _type_json(v) for t, v in c.types.items()},
+    }
+
+
+def comparison_from_json(data: dict[str, Any]) -> Comparison:
+    """The pass :func:`comparison_to_json` wrote."""
+    k = data["keyspace"]
+    facts = KeyspaceFacts(
+        int(k["total_keys"]),
+        Counter(k["kv_only"]),
+        _tally(k["unmapped"]),
+        {t: Counter(v) for t, v in k["keys"].items()},
+        {t: _tally(v) for t, v in k["wrong_type"].items()},
+        [Finding(**f) for f in k["findings"]],
+    )
+    return Comparison(facts, {t: _type(v) for t, v in data["types"].items()})
+
+
+def merged(parts: list[Comparison]) -> Comparison:
+    """Shares' passes added up into one (as the whole pass would have counted them)."""
+    facts = KeyspaceFacts()
+    types: dict[str, TypeComparison] = {}
+    for part in parts:
+        facts.add(part.keyspace)
+        for type_id, c in part.types.items():
+            types.setdefault(type_id, TypeComparison(type_id)).add(c)
+    facts.findings.sort(key=_finding_order)
+    return Comparison(facts, types)
+
+
+def _finding_order(f: Finding) -> tuple[str, str, str, str]:
+    return (f.type_id, f.key, f.kind, f.field or "")
