@@ -41,7 +41,7 @@ def sample_summary() -> report.Summary:
             "messages",
             "sample",
             "fail",
-            "1 differences among 99 sampled records (10%)",
+            "1 difference among 99 sampled records (10%)",
             ('messages m1 (msg:m1) field text: KV "hi", Postgres "tampered"',),
             {"compared": 99, "differences": 1, "seed": 7},
             {"differences": 0},

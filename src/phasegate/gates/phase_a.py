@@ -196,7 +196,7 @@ class PhaseA:
             c.differences[subset],
             empty=f"no {what} to compare (0 in either store)" if compared == 0 else None,
             ok=f"{compared:,} {what} identical field by field",
-            bad="{n} differences among " + f"{compared:,} {what}",
+            bad="{n} difference{s} among " + f"{compared:,} {what}",
             metrics={
                 "compared": compared,
                 "differences": c.differences[subset].count,
@@ -344,7 +344,9 @@ def _from_tally(
     the check is inconclusive, never a pass.
     """
     status: Status = "fail" if tally.count else "inconclusive" if empty else "pass"
-    message = bad.format(n=tally.count) if tally.count else empty or ok
+    message = (
+        bad.format(n=tally.count, s="" if tally.count == 1 else "s") if tally.count else empty or ok
+    )
     return CheckResult(
         "A",
         type_id,

@@ -84,7 +84,7 @@ def verdict(
         type_id,
         check,
         "fail" if problems else "pass",
-        bad.format(n=len(problems)) if problems else ok,
+        bad.format(n=len(problems), s="" if len(problems) == 1 else "s") if problems else ok,
         shown,
         metrics or {},
         thresholds or {},
