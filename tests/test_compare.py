@@ -64,12 +64,16 @@ def test_a_clean_migration_compares_everything_and_finds_nothing(sandbox: Sandbo
             assert c.errors.count == 0
 
 
-def test_a_changed_a_dropped_and_an_extra_row_are_each_reported(sandbox: Sandbox) -> None:
-    """Differences land in the right subsets: full always, sample only when sampled."""
+@pytest.mark.parametrize("work", [4, 512])
+def test_a_changed_a_dropped_and_an_extra_row_are_each_reported(
+    sandbox: Sandbox, work: int
+) -> None:
+    """Differences land in the right subsets: full always, sample only when sampled;
+    with few work buckets or as many as a huge keyspace gets (small spill chunks)."""
     for m in make(sandbox):
         changed, dropped = sampled_message(m), sampled_message(m, in_sample_=False)
         _defects(m, changed, dropped)
-        result = compare(m.kv, m.pg, ["messages", "friends"], SCOPE, buckets=4)
+        result = compare(m.kv, m.pg, ["messages", "friends"], SCOPE, buckets=work)
         messages = result.types["messages"]
         full = "\n".join(messages.differences["full"].examples)
         assert messages.differences["full"].count == 2

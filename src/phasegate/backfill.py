@@ -47,7 +47,7 @@ from phasegate.findings import Finding
 from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, RecordKey
-from phasegate.parity.compare import read_both, run_jobs
+from phasegate.parity.compare import read_both, run_jobs, work_buckets_for
 from phasegate.parity.judge import LoadPart, run_job
 from phasegate.parity.spill import Folder
 from phasegate.parity.tally import KeyspaceFacts
@@ -149,7 +149,7 @@ def backfill(
     batch_rows: int = BATCH_ROWS,
     restart: bool = False,
     progress: Progress | None = None,
-    buckets: int = 16,
+    buckets: int | None = None,
     workers: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> BackfillResult:
@@ -170,6 +170,8 @@ def backfill(
     # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
     workspace = Workspace.create("backfill", None)
     try:
+        if buckets is None:
+            buckets = work_buckets_for(kv)
         folder = Folder(workspace.path, buckets, workers)
         facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, on_keys=progress.keys)
         progress.decoding()

@@ -16,7 +16,7 @@ from phasegate.redact import SecretUrl
 from phasegate.urls import check_http_url, check_kv_url, check_pg_url
 
 PHASES = ("A", "B", "C", "D")
-SCALES = ("now", "6mo", "12mo")
+SCALES = ("now", "6mo", "12mo", "10x")
 
 
 def _choice(*allowed: str) -> Callable[[str], str]:
@@ -153,7 +153,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("phase", None, _phase, "Phase whose exit gate runs: A, B, C or D.", "A|B|C|D"),
     Setting("seed", 7, int, "Seed for fixture generation and the parity sample.", "N"),
-    Setting("scale", "now", _choice(*SCALES), "Fixture scale: now, 6mo or 12mo.", "SCALE"),
+    Setting(
+        "scale",
+        "now",
+        _choice(*SCALES),
+        "Fixture scale: now, 6mo, 12mo or 10x (ten times 12mo, for benchmarks).",
+        "SCALE",
+    ),
     Setting(
         "sample_rate",
         10.0,

@@ -38,7 +38,7 @@ from phasegate.parity.buckets import WHOLE, Share, row_bucket
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
 from phasegate.parity.judge import RECENT, PgDigests, Scope, answer, in_sample
 from phasegate.parity.read import read_kv
-from phasegate.parity.spill import Folder, Spill
+from phasegate.parity.spill import Folder, Spill, work_buckets
 from phasegate.parity.tally import Comparison, KeyspaceFacts, TypeComparison
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog
@@ -52,12 +52,13 @@ def compare(
     types: Iterable[str],
     scope: Scope,
     *,
-    buckets: int = 16,
+    buckets: int | None = None,
     workers: int = 2,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     share: Share = WHOLE,
 ) -> Comparison:
-    """Compare every record of ``types`` in both stores, ``buckets`` work buckets at a time;
+    """Compare every record of ``types`` in both stores, ``buckets`` work buckets at a time
+    (by default as many as the keyspace's size needs, :func:`work_buckets_for`);
     with ``share``, only the records, rows and keys of that share (see :class:`Share`).
 
     Each Postgres query runs under a :class:`~phasegate.stores.Watchdog`: a
@@ -68,6 +69,8 @@ def compare(
     # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
     workspace = Workspace.create("compare", None)
     try:
+        if buckets is None:
+            buckets = work_buckets_for(kv)
         folder = Folder(workspace.path, buckets, workers)
         facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, share=share)
         totals = {t: TypeComparison(t) for t in types}
@@ -95,6 +98,12 @@ def compare(
     finally:
         workspace.remove()
     return Comparison(facts, totals)
+
+
+def work_buckets_for(kv: redis.Redis) -> int:
+    """The work buckets for this keyspace's size (:func:`work_buckets` of DBSIZE)."""
+    size = kv.dbsize()
+    return work_buckets(size if isinstance(size, int) else 0)
 
 
 def _count_equal_rows(

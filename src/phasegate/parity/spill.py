@@ -15,7 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-CHUNK = 1000
+CHUNK = 1000  # items per pickled chunk, at most
+PENDING = 16_000  # items a writer holds unwritten across all its files, at most
+KEYS_PER_WORK_BUCKET = 100_000  # a work bucket's share of the keyspace, about
+MIN_WORK, MAX_WORK = 16, 1024
+
+
+def work_buckets(keys: int) -> int:
+    """How many work buckets a keyspace of ``keys`` keys is spilled into: a power of
+    two (the record buckets divide evenly) keeping each near
+    :data:`KEYS_PER_WORK_BUCKET`, so a worker's memory (a work bucket at a time)
+    stays the same at any scale. 16 up to 1.6 million keys, 128 at 10 million.
+
+    >>> work_buckets(0), work_buckets(884_791), work_buckets(8_847_910)
+    (16, 16, 128)
+    """
+    wanted = -(-keys // KEYS_PER_WORK_BUCKET)
+    return min(MAX_WORK, max(MIN_WORK, 1 << max(0, wanted - 1).bit_length()))
 
 
 @dataclass(frozen=True)
@@ -50,11 +66,13 @@ class Spill:
         self.paths = paths
         self.files: list[IO[bytes]] = [p.open("wb") for p in paths]
         self.pending: list[list[tuple[Any, ...]]] = [[] for _ in paths]
+        # Many files share one budget: memory stays a few thousand items however many.
+        self.chunk = max(16, min(CHUNK, PENDING // max(1, len(paths))))
 
     def put(self, bucket: int, item: tuple[Any, ...]) -> None:
         pending = self.pending[bucket]
         pending.append(item)
-        if len(pending) >= CHUNK:
+        if len(pending) >= self.chunk:
             pickle.dump(pending, self.files[bucket], protocol=pickle.HIGHEST_PROTOCOL)
             pending.clear()
 
