@@ -181,8 +181,10 @@ def child(step: str, kv_url: str, pg_url: str) -> dict[str, Any]:
         [sys.executable, __file__, "--step", step, "--kv-url", kv_url, "--pg-url", pg_url],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:  # the step's own traceback, not only its exit status
+        sys.exit(f"benchmark step {step} failed (exit {done.returncode}):\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 

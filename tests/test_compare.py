@@ -100,15 +100,14 @@ def test_a_type_whose_keys_do_not_name_its_records_needs_a_router() -> None:
     from dataclasses import replace
 
     from phasegate.keyspace import KvEntry
-    from phasegate.mappings.base import KeyPattern
 
     games = replace(MAPPINGS["games"], router=None)
     with pytest.raises(ValueError, match="games: variant 'registry' needs a router"):
         list(split(games, "registry", KvEntry("vibe:games", "string", b"{}"), 4))
     assert MAPPINGS["board"].index_variants == {"feed", "category", "user"}
-    tagged = replace(
-        MAPPINGS["friends"], patterns=(KeyPattern("friends:*", "set", "set"),), router=None
-    )
-    assert [b for b, _ in split(tagged, "set", KvEntry("friends:al", "set", {b"x"}), 4)] == [
-        record_bucket(tagged, {"handle": "al", "friend": "x"}, 4)
+    # A key that ends in its record key needs none: streak:{handle} goes by its handle.
+    streaks = MAPPINGS["streaks"]
+    assert streaks.router is None
+    assert [b for b, _ in split(streaks, "hash", KvEntry("streak:Al", "hash", {}), 4)] == [
+        record_bucket(streaks, {"handle": "al"}, 4)
     ]

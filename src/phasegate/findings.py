@@ -46,13 +46,14 @@ KINDS: dict[str, Severity] = {
 }
 
 
-# Findings about several records at once (a pair's two directions, a handle's
-# spellings across keys, an index key and its record): only a decode of the whole
-# keyspace (`phasegate inventory`) finds them exactly. The bucketed comparison pass
-# and the backfill decode a bucket at a time, so they count and store only the
-# other kinds, each of which is about one record or key.
+# Findings about several records in different buckets (a handle's spellings
+# across keys, an index key and its record): only a decode of the whole keyspace
+# (`phasegate inventory`) finds them exactly. The bucketed comparison pass and the
+# backfill decode a bucket at a time, so they count and store only the other
+# kinds, each about one record or key, or (one_sided) about records routed into
+# one bucket: both directions of a friendship share the pair's bucket.
 WHOLE_KEYSPACE_KINDS = frozenset(
-    {"one_sided", "merged_spellings", "suspected_duplicate", "dangling_id", "index_mismatch"}
+    {"merged_spellings", "suspected_duplicate", "dangling_id", "index_mismatch"}
 )
 
 

@@ -1,7 +1,9 @@
 """friends: ``friends:{handle}`` SETs, written in both directions.
 
 One row per direction present in KV; a pair present in one direction only is
-reported (``one_sided``) and migrated as it is, never completed silently.
+reported (``one_sided``) and migrated as it is, never completed silently. Both
+directions of a pair share one bucket (the unordered pair's), so a comparison
+pass that decodes a bucket at a time finds every one-sided pair exactly.
 
 >>> from phasegate.keyspace import KvEntry
 >>> out = decode([("set", KvEntry("friends:al", "set", {b"bo"})),
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from phasegate.handles import HandleBook
+from phasegate.keyspace import KvEntry
 from phasegate.mappings.base import (
     Collector,
     Column,
@@ -26,6 +29,7 @@ from phasegate.mappings.base import (
     suffix,
 )
 from phasegate.mappings.declare import Cmd, ReadPath, WriteOp, keys_of, where_equal
+from phasegate.mappings.routing import pair_bucket, split_set_members
 from phasegate.values import text
 
 
@@ -49,6 +53,12 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
     return c.out
 
 
+def route(_variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+    """Each member of ``friends:{a}`` to the bucket of the pair (a, member)."""
+    handle = entry.key.removeprefix("friends:")
+    yield from split_set_members(entry, buckets, lambda m, n: pair_bucket(handle, m, n))
+
+
 def kv_put(r: Record, _companions: Sequence[Record] = ()) -> Iterator[Cmd]:
     yield ("SADD", f"friends:{r['handle']}", r["friend"])
 
@@ -66,6 +76,8 @@ MAPPING = Mapping(
     ),
     patterns=(KeyPattern("friends:*", "set", "set"),),
     decoder=decode,
+    router=route,
+    bucket_columns=("handle", "friend"),
     recency_column=None,
     summary="friends:{handle} sets, one row per direction",
     kv_put=kv_put,
