@@ -152,8 +152,13 @@ def reconcile(
         found = before.types[type_id]
         repaired = out.repaired.setdefault(type_id, [])
         failed = out.repair_failed.setdefault(type_id, [])
-        for record in found.repairs:
-            name = label(type_id, mapping.record_key(record))
+        # By name: the report lists them (and they are written) in one order, whatever
+        # order the pass's buckets found them in.
+        named = sorted(
+            (label(type_id, mapping.record_key(r)), i) for i, r in enumerate(found.repairs)
+        )
+        for name, i in named:
+            record = found.repairs[i]
             done += 1
             if dry_run:
                 repaired.append(name)
@@ -166,8 +171,7 @@ def reconcile(
             else:
                 repaired.append(name)
             note("repair", done, todo)
-        for key in found.pg_only:
-            name = label(type_id, key)
+        for name, key in sorted((label(type_id, k), k) for k in found.pg_only):
             done += 1
             if name in kv_missed:
                 if not dry_run:
