@@ -16,6 +16,7 @@ import redis
 from fixtures.stores import ANCHOR_MS
 from phasegate import schema
 from phasegate.backfill import BackfillBlockedError, backfill
+from phasegate.errors import ServerError
 from phasegate.fk import add_foreign_keys
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
@@ -198,3 +199,19 @@ def test_a_rerun_repairs_rows_that_drifted_in_postgres(
         "SELECT content FROM board_entries WHERE id = %s", (row[0],)
     ).fetchone()
     assert restored == (row[1],)
+
+
+def test_a_database_without_the_schema_is_a_clear_error(
+    seeded_kv: redis.Redis, scratch_pg_url: str
+) -> None:
+    """No traceback from a reader thread: the error names the tables and the fix,
+    and nothing is read or written."""
+    with connect_pg(scratch_pg_url) as conn:
+        with pytest.raises(ServerError) as caught:
+            backfill(seeded_kv, conn, types=["messages", "users"])
+        assert "no table messages, users" in str(caught.value)
+        assert "phasegate schema apply" in str(caught.value)
+        assert conn.execute("SELECT to_regclass('phasegate_backfill_runs')").fetchone() == (None,)
+        conn.execute("CREATE TABLE users (handle text PRIMARY KEY)")
+        with pytest.raises(ServerError, match=r"users\.username: missing"):
+            backfill(seeded_kv, conn, types=["users"])

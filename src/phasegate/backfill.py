@@ -42,6 +42,7 @@ import psycopg
 import redis
 from psycopg import sql
 
+from phasegate import schema
 from phasegate.errors import PhasegateError
 from phasegate.findings import Finding
 from phasegate.findings_table import store_findings
@@ -164,6 +165,7 @@ def backfill(
     if not pg.autocommit:
         pg.commit()
         pg.autocommit = True  # each batch is its own explicit transaction
+    schema.require(pg, types)
     with pg.transaction():
         pg.execute(resources.files("phasegate").joinpath("sql", "backfill_state.sql").read_bytes())
     run_id, resumed = _open_run(pg, types, restart)

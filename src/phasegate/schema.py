@@ -6,6 +6,7 @@ transaction. Foreign keys to ``users(handle)`` are a separate, later step.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 
 import psycopg
@@ -40,6 +41,33 @@ def apply(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     with conn.transaction():
         conn.execute(schema_sql().encode())
     problems = verify(conn)
+    if problems:
+        raise ServerError(
+            "the target schema differs from the mappings:\n  " + "\n  ".join(problems),
+            hint="an older or hand-made table is in the way: migrate or drop it, then apply",
+        )
+
+
+def require(conn: psycopg.Connection[tuple[object, ...]], types: Iterable[str]) -> None:
+    """Raise, naming every table, unless the tables of ``types`` are there and match
+    their mappings (a load into a database without the schema stops here, clearly)."""
+    tables = {MAPPINGS[t].table for t in types}
+    missing = sorted(
+        table
+        for table in tables
+        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() in (None, (None,))
+    )
+    if not conn.autocommit:
+        conn.rollback()
+    if missing:
+        raise ServerError(
+            f"the target Postgres has no table {', '.join(missing)}: "
+            "the schema has not been applied to this database",
+            hint="apply it first: phasegate schema apply --pg-url URL (idempotent)",
+        )
+    problems = [p for p in verify(conn) if p.split(":")[0].split(".")[0] in tables]
+    if not conn.autocommit:
+        conn.rollback()
     if problems:
         raise ServerError(
             "the target schema differs from the mappings:\n  " + "\n  ".join(problems),
