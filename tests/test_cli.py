@@ -133,13 +133,19 @@ def test_store_errors_are_exit_2_without_a_traceback(
     scratch_kv_url: str,
     scratch_pg_url: str,
 ) -> None:
-    """A Postgres error mid-command (no schema here) is exit 2 with the server's message."""
+    """A Postgres error mid-command (no schema here) is exit 2 with the server's message;
+    a backfill checks the schema first and says how to apply it."""
+    code, _out, err = run(capsys, "fk", "add", "--pg-url", scratch_pg_url)
+    assert code == 2
+    assert "Postgres error" in err
+    assert "does not exist" in err
+    assert "Traceback" not in err
     code, _out, err = run(
         capsys, "backfill", "--kv-url", scratch_kv_url, "--pg-url", scratch_pg_url
     )
     assert code == 2
-    assert "Postgres error" in err
-    assert "does not exist" in err
+    assert "the schema has not been applied" in " ".join(err.split())
+    assert "phasegate schema apply" in err
 
 
 def test_settings_markdown_is_the_readme_table(capsys: pytest.CaptureFixture[str]) -> None:
