@@ -87,7 +87,7 @@ def test_a_decoder_that_breaks_names_the_key_it_broke_on() -> None:
     from phasegate.keyspace import KvEntry
     from phasegate.mappings import MAPPINGS
     from phasegate.mappings.base import Decoded, VariantEntry
-    from phasegate.parity.judge import _decode_naming_the_key
+    from phasegate.parity.decode import decode_naming_the_key
 
     def brittle(entries: Iterable[VariantEntry]) -> Decoded:
         for _variant, entry in entries:
@@ -101,7 +101,7 @@ def test_a_decoder_that_breaks_names_the_key_it_broke_on() -> None:
         ("set", KvEntry("friends:bo", "set", {b"al"})),
     ]
     with pytest.raises(RuntimeError, match=r"decoding friends broke on key friends:bo \(set\)"):
-        _decode_naming_the_key(mapping, entries)
+        decode_naming_the_key(mapping, entries)
 
 
 @pytest.mark.parametrize(

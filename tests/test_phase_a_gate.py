@@ -15,7 +15,7 @@ from phasegate.gates.phase_a import CHECKS, PhaseA
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Decoded, VariantEntry
-from phasegate.parity.judge import in_sample
+from phasegate.parity.decode import in_sample
 from phasegate.servers import Sandbox
 
 HOUR_MS = 3_600_000

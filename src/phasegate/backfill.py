@@ -48,8 +48,10 @@ from phasegate.findings import Finding
 from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, RecordKey
+from phasegate.parity.buckets import WHOLE
 from phasegate.parity.compare import read_both, run_jobs, work_buckets_for
 from phasegate.parity.judge import LoadPart, run_job
+from phasegate.parity.memo import memos_for
 from phasegate.parity.spill import Folder
 from phasegate.parity.tally import KeyspaceFacts
 from phasegate.servers.process import Workspace
@@ -153,9 +155,12 @@ def backfill(
     buckets: int | None = None,
     workers: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    memo_dir: Path | None = None,
 ) -> BackfillResult:
     """Load ``types`` from ``kv`` into ``pg`` (schema applied); resume an unfinished run.
-    ``workers`` processes read and decode (:data:`WORKERS`); 0: this process does."""
+    ``workers`` processes read and decode (:data:`WORKERS`); 0: this process does.
+    With ``memo_dir``, the decode memos there skip decoding the buckets that are
+    unchanged in KV and equal in Postgres (:mod:`phasegate.parity.memo`)."""
     types = tuple(types)
     unknown = set(types) - set(MAPPINGS)
     if unknown:
@@ -175,11 +180,14 @@ def backfill(
         if buckets is None:
             buckets = work_buckets_for(kv)
         folder = Folder(workspace.path, buckets, workers)
-        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, on_keys=progress.keys)
+        facts, pg_digests = read_both(
+            kv, pg, types, folder, timeout_s, on_keys=progress.keys, hashing=memo_dir is not None
+        )
+        memos = None if memo_dir is None else memos_for(memo_dir, kv, facts.raw, buckets, WHOLE)
         progress.decoding()
         shares = [list(range(buckets))[w :: max(1, workers)] for w in range(max(1, workers))]
         parts = {t: LoadPart() for t in types}
-        jobs = [("load", folder, share, types, None, pg_digests) for share in shares]
+        jobs = [("load", folder, share, types, None, pg_digests, memos) for share in shares]
         for done in run_jobs(jobs) if workers else map(run_job, jobs):
             for type_id, part in done.items():
                 parts[type_id].add(part)

@@ -350,13 +350,16 @@ def backfill_with_progress(
     *,
     restart: bool = False,
     batch_rows: int = 50_000,
+    memo_dir: Path | None = None,
 ) -> BackfillResult:
     """Backfill with progress bars (keys read, rows loaded per type), then a table of
     rows and findings."""
     types = tuple(types)
     with progress_bars(console) as progress:
         bars = _Bars(progress, kv, types)
-        result = backfill(kv, pg, types, restart=restart, batch_rows=batch_rows, progress=bars)
+        result = backfill(
+            kv, pg, types, restart=restart, batch_rows=batch_rows, progress=bars, memo_dir=memo_dir
+        )
     print_backfill(result, console)
     if result.changed == 0:
         console.print("no-op: every row already matched KV; nothing was rewritten")

@@ -72,6 +72,7 @@ class Settings:
     archive: str | None
     archive_retention_days: int
     restore_ttl_tolerance: float
+    memo_dir: str
     reports_dir: str
     reports_keep: int
     mappings: str | None
@@ -83,6 +84,11 @@ class Settings:
             for s in SETTINGS
         )
         return f"Settings({shown})"
+
+    def memo_path(self) -> Path | None:
+        """The decode memos' folder, or None when they are off."""
+        text = self.memo_dir.strip()
+        return None if text.lower() in {"", "off", "none"} else Path(text).expanduser()
 
     def describe(self) -> list[tuple[str, str, str]]:
         """Rows of (setting, value with secrets hidden, where it came from)."""

@@ -342,6 +342,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Phase D: seconds a restored key's expiry may differ from the archive's.",
         "S",
     ),
+    Setting(
+        "memo_dir",
+        "~/.cache/phasegate/memo",
+        str,
+        "Phase A and backfill: decode memos, so a bucket unchanged in KV since a run "
+        "that decoded it, and equal in Postgres, is not decoded again (never in the "
+        "stores); `off`: decode everything.",
+        "DIR",
+    ),
     Setting("reports_dir", "reports", str, "Where gate runs write reports/<run-id>/.", "DIR"),
     Setting("reports_keep", 20, _positive, "Run folders kept in reports_dir (older pruned).", "N"),
     Setting(

@@ -264,6 +264,7 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
             console,
             restart=args.restart,
             batch_rows=args.batch_rows,
+            memo_dir=settings.memo_path(),
         )
     return EXIT_OK
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import redis
 
@@ -65,6 +66,7 @@ class PhaseA:
     rerun: RerunEvidence | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     share: Share = field(default_factory=Share)  # the buckets this run takes (--buckets)
+    memo_dir: Path | None = None  # decode memos (phasegate.parity.memo); None: off
     _pass: Comparison | None = None
     _failed: PhasegateError | None = None
     _shipped: bool = False
@@ -79,7 +81,13 @@ class PhaseA:
             scope = Scope(self.seed, self.sample_rate, self.now, self.allow)
             try:
                 self._pass = compare(
-                    self.kv, self.pg, MAPPINGS, scope, timeout_s=self.timeout_s, share=self.share
+                    self.kv,
+                    self.pg,
+                    MAPPINGS,
+                    scope,
+                    timeout_s=self.timeout_s,
+                    share=self.share,
+                    memo_dir=self.memo_dir,
                 )
             except PhasegateError as exc:
                 self._failed = exc

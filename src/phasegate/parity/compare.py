@@ -10,7 +10,10 @@
    own) decode a work bucket at a time and digest its records the same way.
    A bucket whose digests agree holds the same records on both sides: its
    records are counted as compared (sample, last 24 hours, everything). The
-   records of the other buckets are kept for step 3.
+   records of the other buckets are kept for step 3. With decode memos
+   (:mod:`phasegate.parity.memo`), a bucket whose KV entries are byte for byte
+   those of a run that decoded it, and whose digest Postgres still matches, is
+   counted from its memo without being decoded.
 3. Diff: only the rows of buckets whose digests differ are fetched, and the
    workers compare those buckets field by field: what is missing, extra or
    different, with the first examples and the diagnosis groups.
@@ -27,6 +30,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -35,8 +39,10 @@ import redis
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping
 from phasegate.parity.buckets import WHOLE, Share, row_bucket
+from phasegate.parity.decode import RECENT, PgDigests, Scope, in_sample
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
-from phasegate.parity.judge import RECENT, PgDigests, Scope, answer, in_sample
+from phasegate.parity.judge import answer
+from phasegate.parity.memo import memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import Folder, Spill, work_buckets
 from phasegate.parity.tally import Comparison, KeyspaceFacts, TypeComparison
@@ -60,6 +66,7 @@ def compare(
     workers: int = 2,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     share: Share = WHOLE,
+    memo_dir: Path | None = None,
 ) -> Comparison:
     """Compare every record of ``types`` in both stores, ``buckets`` work buckets at a time
     (by default as many as the keyspace's size needs, :func:`work_buckets_for`);
@@ -67,7 +74,8 @@ def compare(
 
     Each Postgres query runs under a :class:`~phasegate.stores.Watchdog`: a
     table that answers nothing for ``timeout_s`` (plus the time its digest
-    needs) fails the pass naming it.
+    needs) fails the pass naming it. With ``memo_dir``, the decode memos there
+    skip decoding the buckets that are unchanged and equal (:mod:`.memo`).
     """
     types = tuple(types)
     # A workspace (not a bare temp dir) so a run killed with -9 is swept by the next.
@@ -76,11 +84,15 @@ def compare(
         if buckets is None:
             buckets = work_buckets_for(kv)
         folder = Folder(workspace.path, buckets, workers)
-        facts, pg_digests = read_both(kv, pg, types, folder, timeout_s, share=share)
+        hashing = memo_dir is not None
+        facts, pg_digests = read_both(
+            kv, pg, types, folder, timeout_s, share=share, hashing=hashing
+        )
+        memos = None if memo_dir is None else memos_for(memo_dir, kv, facts.raw, buckets, share)
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
         shares = [list(range(buckets))[w::workers] for w in range(workers)]
-        digesting = [("digest", folder, share, types, scope, pg_digests) for share in shares]
+        digesting = [("digest", folder, mine, types, scope, pg_digests, memos) for mine in shares]
         for part, digests in run_jobs(digesting):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
@@ -133,13 +145,14 @@ def read_both(
     *,
     on_keys: Callable[[int], None] | None = None,
     share: Share = WHOLE,
+    hashing: bool = False,
 ) -> tuple[KeyspaceFacts, PgDigests]:
     """Step 1: the keyspace read and spilled into ``folder`` while Postgres digests
     its own tables (on its own CPU, beside the read)."""
     with ThreadPoolExecutor(max_workers=1) as side:
         pg_done = side.submit(_pg_digests, pg, types, timeout_s, share)
         try:
-            facts = read_kv(kv, types, folder, on_keys, share)
+            facts = read_kv(kv, types, folder, on_keys, share, hashing=hashing)
         finally:
             pg_digests = pg_done.result()
     return facts, pg_digests

@@ -1,7 +1,8 @@
 """The comparison pass's judging, done in worker processes a work bucket at a time.
 
 Step 2 (:func:`digest_bucket`): decode a work bucket's KV entries with the
-mappings' own decoders, digest every record as Postgres digests its rows
+mappings' own decoders (:mod:`phasegate.parity.decode`, skipping the buckets
+whose memos hold), digest every record as Postgres digests its rows
 (:mod:`phasegate.parity.digest`), count the records of buckets that agree as
 compared, and keep the others beside the spill. Step 3 (:func:`diff_bucket`):
 compare the kept records with the fetched rows field by field. Both return
@@ -11,28 +12,30 @@ for the whole pass.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding, Severity
-from phasegate.keyspace import KvEntry
+from phasegate.findings import Finding, Severity
 from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import (
-    Decoded,
     Mapping,
     Record,
     RecordKey,
-    VariantEntry,
     holds_records,
 )
-from phasegate.parity.buckets import record_bucket
 from phasegate.parity.copytext import copy_line
+from phasegate.parity.decode import (
+    RECENT,
+    PgDigests,
+    Scope,
+    in_sample,
+    judge_work_bucket,
+)
 from phasegate.parity.diff import (
     Diff,
     ExtraInPg,
@@ -41,28 +44,13 @@ from phasegate.parity.diff import (
     guess_cause,
     show_key,
 )
-from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
-from phasegate.parity.postgres import AllowList
+from phasegate.parity.memo import Memos, scope_key
 from phasegate.parity.spill import Folder, read_chunks
 from phasegate.parity.tally import TypeComparison
 from phasegate.show import shown
 
-PgDigests = dict[str, dict[int, tuple[int, int, int]] | None]  # None: not made in SQL
-
-RECENT = timedelta(hours=24)
 # Findings that stand for a KV record the backfill could not carry over.
 LOST_KINDS = frozenset({"undecodable", "rejected_by_postgres"})
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What the workers need to know besides the data."""
-
-    seed: int
-    sample_rate: float
-    now: datetime
-    allow: AllowList
-    collect: bool = False  # keep every differing record and Postgres-only key (reconcile)
 
 
 def answer(returncode: int, out: bytes, stderr: bytes) -> Any:
@@ -80,16 +68,18 @@ def run_job(job: tuple[Any, ...]) -> Any:
     """What a worker process does with a digest, diff or load job (see :mod:`compare_worker`)."""
     kind, folder, buckets, types, scope, *rest = job
     if kind == "load":
+        pg_digests, memos = rest
         parts = {t: LoadPart() for t in types}
         for w in buckets:
-            for type_id, loaded in load_bucket(folder, w, types, rest[0]).items():
+            for type_id, loaded in load_bucket(folder, w, types, pg_digests, memos).items():
                 parts[type_id].add(loaded)
         return parts
     totals = {t: TypeComparison(t) for t in types}
     if kind == "digest":
+        pg_digests, memos = rest
         digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
         for w in buckets:
-            part, mine = digest_bucket(folder.kv_all(w), folder.kept(w), types, scope, rest[0])
+            part, mine = digest_bucket(folder, w, types, scope, pg_digests, memos=memos)
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
                 digests[type_id].update(mine[type_id])
@@ -100,58 +90,48 @@ def run_job(job: tuple[Any, ...]) -> Any:
     return totals
 
 
-def _entries_by_type(paths: list[Path]) -> dict[str, list[VariantEntry]]:
-    entries: dict[str, list[VariantEntry]] = defaultdict(list)
-    for path in paths:
-        for _kind, type_id, variant, key, rtype, value in read_chunks(path):
-            entries[type_id].append((variant, KvEntry(key, rtype, value)))
-    return entries
-
-
-def _decoded(entries: dict[str, list[VariantEntry]], type_id: str) -> Decoded:
-    """One type's records of a work bucket (with the entries it borrows)."""
-    mapping = MAPPINGS[type_id]
-    mine = list(entries.get(type_id, []))
-    for borrowed in mapping.borrows:
-        mine.extend(entries.get(borrowed, []))
-    return _decode_naming_the_key(mapping, mine)
-
-
-def _digested(
-    mapping: Mapping, decoded: Decoded, theirs: dict[int, tuple[int, int, int]] | None
-) -> tuple[dict[RecordKey, int], dict[int, tuple[int, int, int]], set[int]]:
-    """Each record's bucket, the buckets' digests, and the buckets equal in Postgres."""
-    digests = Digests()
-    where = {}
-    for key, record in decoded.records.items():
-        where[key] = bucket = record_bucket(mapping, record, DIGEST_BUCKETS)
-        digests.add(bucket, record_text(mapping, record))
-    mine = digests.frozen()
-    same = {b for b, v in mine.items() if theirs is not None and theirs.get(b) == v}
-    return where, mine, same
-
-
 def digest_bucket(
-    paths: list[Path], keep: Path, types: tuple[str, ...], scope: Scope, pg_digests: PgDigests
+    folder: Folder,
+    w: int,
+    types: tuple[str, ...],
+    scope: Scope,
+    pg_digests: PgDigests,
+    *,
+    memos: Memos | None = None,
 ) -> tuple[dict[str, TypeComparison], dict[str, dict[int, tuple[int, int, int]]]]:
-    """Decode one work bucket and digest its records; count the records of buckets
+    """Judge one work bucket (:func:`judge_work_bucket`); count the records of buckets
     that agree with Postgres, keep the others (beside the spill) for the diff."""
-    entries = _entries_by_type(paths)
     out: dict[str, TypeComparison] = {}
     digests_out: dict[str, dict[int, tuple[int, int, int]]] = {}
     kept: list[tuple[str, RecordKey, Record, str]] = []
-    for type_id in types:
+    cutoff = scope.now - RECENT
+    key = scope_key(scope.seed, scope.sample_rate, scope.allow)
+    judgeds = judge_work_bucket(folder, w, types, pg_digests, memos=memos, scope=scope)
+    for type_id, judged in judgeds.items():
         mapping = MAPPINGS[type_id]
-        decoded = _decoded(entries, type_id)
-        result = out[type_id] = TypeComparison(type_id, len(decoded.records))
-        _note_findings(mapping, decoded, result)
-        where, digests_out[type_id], same = _digested(mapping, decoded, pg_digests.get(type_id))
-        for key, record in decoded.records.items():
-            if where[key] in same:
-                _count_equal(mapping, key, record, scope, result)
+        result = out[type_id] = TypeComparison(type_id, judged.count)
+        digests = digests_out[type_id] = dict(judged.digests)
+        variants = Counter(judged.variants)
+        findings = list(judged.findings)
+        for bucket, entry in judged.hits.items():
+            if entry.digest is not None:
+                digests[bucket] = entry.digest
+            variants.update(entry.variants)
+            findings.extend(entry.findings)
+            sampled, allowed = entry.scoped[key]
+            result.compared["full"] += entry.records
+            result.compared["sample"] += sampled
+            result.compared["recency"] += entry.recent(cutoff)
+            result.pg_only_allowed += allowed
+        _note_findings(mapping, findings, variants, result)
+        theirs = pg_digests.get(type_id)
+        same = {b for b, v in judged.digests.items() if theirs is not None and theirs.get(b) == v}
+        for rkey, record in judged.records.items():
+            if judged.where[rkey] in same:
+                _count_equal(mapping, rkey, record, scope, result)
             else:
-                kept.append((type_id, key, record, decoded.sources.get(key, "?")))
-    with keep.open("wb") as fh:
+                kept.append((type_id, rkey, record, judged.sources.get(rkey, "?")))
+    with folder.kept(w).open("wb") as fh:
         if kept:
             pickle.dump(kept, fh, protocol=pickle.HIGHEST_PROTOCOL)
     return out, digests_out
@@ -174,26 +154,27 @@ class LoadPart:
 
 
 def load_bucket(
-    folder: Folder, w: int, types: tuple[str, ...], pg_digests: PgDigests
+    folder: Folder, w: int, types: tuple[str, ...], pg_digests: PgDigests, memos: Memos | None
 ) -> dict[str, LoadPart]:
-    """Decode one work bucket and digest its records; write the rows of buckets that
-    differ from Postgres (every row, into an empty table) as COPY text, sorted by
-    record key, to the folder's row file of the type."""
-    entries = _entries_by_type(folder.kv_all(w))
+    """Judge one work bucket (:func:`judge_work_bucket`); write the rows of buckets
+    that differ from Postgres (every row, into an empty table) as COPY text, sorted
+    by record key, to the folder's row file of the type."""
     out = {}
-    for type_id in types:
+    judgeds = judge_work_bucket(folder, w, types, pg_digests, memos=memos, scope=None)
+    for type_id, judged in judgeds.items():
         mapping = MAPPINGS[type_id]
-        decoded = _decoded(entries, type_id)
-        part = out[type_id] = LoadPart(len(decoded.records), findings=bucket_findings(decoded))
-        where, _digests, same = _digested(mapping, decoded, pg_digests.get(type_id))
-        to_write = sorted(k for k in decoded.records if where[k] not in same)
+        findings = judged.findings + [f for e in judged.hits.values() for f in e.findings]
+        part = out[type_id] = LoadPart(judged.count, findings=findings)
+        theirs = pg_digests.get(type_id)
+        same = {b for b, v in judged.digests.items() if theirs is not None and theirs.get(b) == v}
+        to_write = sorted(k for k in judged.records if judged.where[k] not in same)
         part.unchanged = part.records - len(to_write)
         if not to_write:
             continue
         with folder.rows(type_id, w).open("wb") as fh:
             lines: list[bytes] = []
             for key in to_write:
-                line = _line(mapping, decoded, key, part)
+                line = _line(mapping, judged.records[key], judged.sources, key, part)
                 if line is not None:
                     lines.append(line)
                 if len(lines) >= 1000:
@@ -203,13 +184,15 @@ def load_bucket(
     return out
 
 
-def _line(mapping: Mapping, decoded: Decoded, key: RecordKey, part: LoadPart) -> bytes | None:
+def _line(
+    mapping: Mapping, record: Record, sources: dict[RecordKey, str], key: RecordKey, part: LoadPart
+) -> bytes | None:
     """The record's COPY line, counted as written; None (and a finding) when its text
     cannot be encoded for Postgres (a lone surrogate)."""
     try:
-        line = copy_line(mapping, decoded.records[key]).encode()
+        line = copy_line(mapping, record).encode()
     except UnicodeEncodeError as exc:
-        source = decoded.sources.get(key, show_key(key))
+        source = sources.get(key, show_key(key))
         reason = f"holds text that is not valid UTF-8 ({exc.reason}), which Postgres rejects"
         part.findings.append(Finding(mapping.type_id, "rejected_by_postgres", source, reason))
         return None
@@ -241,35 +224,14 @@ def diff_bucket(
     return out
 
 
-def _decode_naming_the_key(mapping: Mapping, entries: list[VariantEntry]) -> Decoded:
-    """Decode; if the decoder itself breaks (a bug, never bad data: bad data is a
-    finding), find the entry it breaks on and name it."""
-    try:
-        return mapping.decode(entries)
-    except Exception as exc:
-        for variant, entry in entries:
-            try:
-                mapping.decode([(variant, entry)])
-            except Exception:
-                raise RuntimeError(
-                    f"decoding {mapping.type_id} broke on key {entry.key} ({variant}): "
-                    f"{type(exc).__name__}: {exc}"
-                ) from exc
-        raise
-
-
-def bucket_findings(decoded: Decoded) -> list[Finding]:
-    """The findings a bucket's decode makes exactly (not those of the whole keyspace:
-    :data:`~phasegate.findings.WHOLE_KEYSPACE_KINDS`)."""
-    return [f for f in decoded.findings if f.kind not in WHOLE_KEYSPACE_KINDS]
-
-
-def _note_findings(mapping: Mapping, decoded: Decoded, result: TypeComparison) -> None:
+def _note_findings(
+    mapping: Mapping, findings: list[Finding], variants: Counter[str], result: TypeComparison
+) -> None:
     """The decoder's findings; a record that could not be decoded counts as missing."""
     type_id = mapping.type_id
     why = result.diagnosis
-    why.variants.update(variant_name(type_id, source) for source in decoded.sources.values())
-    for finding in bucket_findings(decoded):
+    why.variants.update(variants)
+    for finding in findings:
         result.findings[finding.kind] += 1
         if finding.severity == Severity.ERROR:
             result.errors.note(str(finding))
@@ -364,15 +326,3 @@ def _recent(record: Record | None, column: str, cutoff: datetime) -> bool:
     if isinstance(value, datetime):
         return value >= cutoff
     return isinstance(value, date) and value >= cutoff.date()
-
-
-def in_sample(seed: int, key: RecordKey, rate: float) -> bool:
-    """Deterministic membership: ``hash(seed, key) mod 100 < rate``, same on both stores.
-
-    >>> in_sample(7, ("msg_1",), 100.0)
-    True
-    >>> 900 < sum(in_sample(7, (f"m{i}",), 10.0) for i in range(10_000)) < 1100
-    True
-    """
-    digest = hashlib.blake2b(f"{seed}\x1f{show_key(key)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % 10_000 < rate * 100

@@ -29,6 +29,7 @@ from phasegate.mappings import MAPPINGS
 from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
 from phasegate.parity.judge import answer
+from phasegate.parity.memo import MASK, item_hash
 from phasegate.parity.spill import Folder, Spill
 from phasegate.parity.tally import KeyspaceFacts, Tally
 
@@ -41,17 +42,21 @@ def read_kv(
     folder: Folder,
     on_keys: Callable[[int], None] | None = None,
     share: Share = WHOLE,
+    *,
+    hashing: bool = False,
 ) -> KeyspaceFacts:
     """Read and spill every key (of ``share``); ``folder.readers`` processes, or this
-    one when 0. ``on_keys`` hears of each batch of key names as it is handed out."""
+    one when 0. ``on_keys`` hears of each batch of key names as it is handed out;
+    ``hashing``: the facts hold the raw hashes for the decode memos."""
     params = _client_params(kv)
     if folder.readers == 0 or params is None:
         batches = (("", keys) for keys in _counted(scan_keys(kv), on_keys))
-        return spill_batches(kv, batches, types, folder, 0, share=share)
+        return spill_batches(kv, batches, types, folder, 0, share=share, hashing=hashing)
     readers: list[_Reader] = []
     try:
         readers = [
-            _Reader(("read", params, types, folder, r, share)) for r in range(folder.readers)
+            _Reader(("read", params, types, folder, r, share, hashing))
+            for r in range(folder.readers)
         ]
         # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
         for i, keys in enumerate(_counted(scan_keys(kv), on_keys)):
@@ -90,13 +95,16 @@ def spill_batches(
     me: int,
     *,
     share: Share = WHOLE,
+    hashing: bool = False,
 ) -> KeyspaceFacts:
     """Read, classify and split each batch into this reader's spill files: the
-    entries (or parts) in ``share``'s buckets, the facts of the keys it owns."""
+    entries (or parts) in ``share``'s buckets, the facts of the keys it owns; with
+    ``hashing``, the raw hash of each (type, digest bucket) (:mod:`.memo`)."""
     wanted = set(types)
     for type_id in types:
         wanted.update(MAPPINGS[type_id].borrows)
     facts = KeyspaceFacts()
+    raw = facts.raw
     spill = Spill([folder.kv(me, w) for w in range(folder.work)])
     reader = Reader(client)
     try:
@@ -126,8 +134,11 @@ def spill_batches(
                     mapping = MAPPINGS[where.type_id]
                     for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
                         if share.owns(bucket):
-                            item = ("kv", where.type_id, where.variant, part.key, part.rtype)
-                            spill.put(bucket % folder.work, (*item, part.value))
+                            item = (where.type_id, where.variant, part.key, part.rtype, part.value)
+                            spill.put(bucket % folder.work, ("kv", *item, bucket))
+                            if hashing:
+                                at = (where.type_id, bucket)
+                                raw[at] = (raw.get(at, 0) + item_hash(*item)) & MASK
     finally:
         spill.close()
     return facts
@@ -135,7 +146,7 @@ def spill_batches(
 
 def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
     """In a reader process: batches from ``stream`` until None."""
-    _kind, params, types, folder, me, share = job
+    _kind, params, types, folder, me, share, hashing = job
     cls, kwargs = params
     client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **kwargs))
 
@@ -144,7 +155,7 @@ def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
             yield batch
 
     try:
-        return spill_batches(client, batches(), types, folder, me, share=share)
+        return spill_batches(client, batches(), types, folder, me, share=share, hashing=hashing)
     finally:
         client.close()
 

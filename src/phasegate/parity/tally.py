@@ -201,9 +201,13 @@ class KeyspaceFacts:
     keys: dict[str, Counter[str]] = field(default_factory=dict)  # type -> variant -> keys
     wrong_type: dict[str, Tally] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)  # every unmapped / wrong-TYPE key
+    # (type, digest bucket) -> the raw hash of its spilled entries (decode memos only)
+    raw: dict[tuple[str, int], int] = field(default_factory=dict, compare=False, repr=False)
 
     def add(self, other: KeyspaceFacts) -> None:
         self.total_keys += other.total_keys
+        for at, value in other.raw.items():
+            self.raw[at] = (self.raw.get(at, 0) + value) & ((1 << 128) - 1)
         self.findings.extend(other.findings)
         self.kv_only.update(other.kv_only)
         self.unmapped.add(other.unmapped)

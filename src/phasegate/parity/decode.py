@@ -1,0 +1,223 @@
+"""Step 2's decode: a work bucket's KV entries made into records, a digest bucket at a time.
+
+Each type's entries (with those it borrows) are grouped by the digest bucket the
+readers routed them to and decoded group by group with the mapping's own
+decoder; a group whose decode memo holds (:mod:`phasegate.parity.memo`) is
+not decoded at all. :mod:`phasegate.parity.judge` counts and keeps what this
+makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding
+from phasegate.keyspace import KvEntry
+from phasegate.mappings import MAPPINGS, variant_name
+from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
+from phasegate.parity.buckets import record_bucket
+from phasegate.parity.diff import show_key
+from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
+from phasegate.parity.memo import Entry, Memos, recency_values, scope_key
+from phasegate.parity.postgres import AllowList
+from phasegate.parity.spill import Folder, read_chunks
+
+PgDigests = dict[str, dict[int, tuple[int, int, int]] | None]  # None: not made in SQL
+
+RECENT = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What the workers need to know besides the data."""
+
+    seed: int
+    sample_rate: float
+    now: datetime
+    allow: AllowList
+    collect: bool = False  # keep every differing record and Postgres-only key (reconcile)
+
+
+Groups = dict[str, dict[int, list[VariantEntry]]]  # type -> digest bucket -> entries
+
+
+def _entries_by_group(paths: list[Path]) -> Groups:
+    groups: Groups = defaultdict(lambda: defaultdict(list))
+    for path in paths:
+        for _kind, type_id, variant, key, rtype, value, bucket in read_chunks(path):
+            groups[type_id][bucket].append((variant, KvEntry(key, rtype, value)))
+    return groups
+
+
+@dataclass
+class Judged:
+    """One type's share of a work bucket: the buckets a memo answered, and the
+    records decoded afresh (bucket by bucket) with where each belongs."""
+
+    hits: dict[int, Entry] = field(default_factory=dict)
+    records: dict[RecordKey, Record] = field(default_factory=dict)
+    sources: dict[RecordKey, str] = field(default_factory=dict)
+    where: dict[RecordKey, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    variants: Counter[str] = field(default_factory=Counter)
+    digests: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    made: dict[int, Entry] = field(default_factory=dict)  # fresh memos (all but misrouted)
+    misrouted: bool = False
+
+    @property
+    def count(self) -> int:
+        return len(self.records) + sum(e.records for e in self.hits.values())
+
+
+def judge_work_bucket(
+    folder: Folder,
+    w: int,
+    types: tuple[str, ...],
+    pg_digests: PgDigests,
+    *,
+    memos: Memos | None,
+    scope: Scope | None,
+) -> dict[str, Judged]:
+    """Each type's records of work bucket ``w``, from memos where they hold (see
+    :mod:`.memo`) and decoded, a digest bucket at a time, elsewhere."""
+    old = memos.load(w) if memos is not None else {}
+    key = None if scope is None else scope_key(scope.seed, scope.sample_rate, scope.allow)
+    out: dict[str, Judged] = {}
+    fresh: dict[str, set[int] | None] = {}  # type -> buckets to decode (None: all)
+    raws: dict[str, dict[int, int]] = {}
+    for type_id in types:
+        judged = out[type_id] = Judged()
+        if memos is None:
+            fresh[type_id] = None
+            continue
+        mapping = MAPPINGS[type_id]
+        theirs, mine = pg_digests.get(type_id), old.get(type_id, {})
+        fresh[type_id] = todo = set()
+        raws[type_id] = memos.group_raw(mapping, w, folder.work)
+        for bucket, raw_hash in raws[type_id].items():
+            entry = mine.get(bucket)
+            if (
+                entry is not None
+                and entry.raw == raw_hash
+                and theirs is not None
+                and theirs.get(bucket) == entry.digest
+                and (key is None or key in entry.scoped)
+            ):
+                judged.hits[bucket] = entry
+            else:
+                todo.add(bucket)
+    if any(f is None or f for f in fresh.values()):
+        groups = _entries_by_group(folder.kv_all(w))
+        for type_id, judged in out.items():
+            mapping = MAPPINGS[type_id]
+            made = raws.get(type_id)
+            _decode_fresh(mapping, groups, fresh[type_id], judged, scope=scope, key=key, raws=made)
+            if judged.misrouted and judged.hits:
+                # A record decoded in another bucket than its entries' (a router that
+                # disagrees with the record's bucket): no memo is trusted for the type.
+                again = out[type_id] = Judged()
+                _decode_fresh(mapping, groups, None, again, scope=scope, key=key, raws=None)
+    if memos is not None:
+        memo = {t: e for t, e in old.items() if t not in out}
+        for type_id, judged in out.items():
+            memo[type_id] = {**judged.hits, **judged.made}
+        memos.save(w, memo)
+    return out
+
+
+def _decode_fresh(
+    mapping: Mapping,
+    groups: Groups,
+    buckets: set[int] | None,
+    judged: Judged,
+    *,
+    scope: Scope | None,
+    key: bytes | None,
+    raws: dict[int, int] | None,
+) -> None:
+    """Decode ``buckets`` (every bucket when None), a digest bucket at a time, into
+    ``judged``; with ``raws`` (memos on), the memo of each."""
+    type_id = mapping.type_id
+    own = (type_id, *mapping.borrows)
+    if buckets is None:
+        buckets = {b for t in own for b in groups.get(t, {})}
+    digests = Digests()
+    misrouted = False
+    for bucket in sorted(buckets):
+        entries = [e for t in own for e in groups.get(t, {}).get(bucket, ())]
+        decoded = decode_naming_the_key(mapping, entries)
+        findings = bucket_findings(decoded)
+        variants = Counter(variant_name(type_id, s) for s in decoded.sources.values())
+        judged.findings.extend(findings)
+        judged.variants.update(variants)
+        judged.sources.update(decoded.sources)
+        alone = Digests()
+        for rkey, record in decoded.records.items():
+            judged.records[rkey] = record
+            judged.where[rkey] = at = record_bucket(mapping, record, DIGEST_BUCKETS)
+            text = record_text(mapping, record)
+            digests.add(at, text)
+            alone.add(at, text)
+            misrouted = misrouted or at != bucket
+        if raws is None or bucket not in raws:
+            continue
+        recency = recency_values(mapping, list(decoded.records.values()))
+        if recency is None or set(alone.buckets) - {bucket}:
+            continue
+        entry = Entry(
+            raws[bucket],
+            alone.frozen().get(bucket),
+            len(decoded.records),
+            findings,
+            variants,
+            *recency,
+        )
+        if scope is not None and key is not None:
+            entry.scoped[key] = (
+                sum(in_sample(scope.seed, k, scope.sample_rate) for k in decoded.records),
+                sum(scope.allow.allows(type_id, k, r) for k, r in decoded.records.items()),
+            )
+        judged.made[bucket] = entry
+    judged.digests = digests.frozen()
+    judged.misrouted = misrouted
+    if misrouted:
+        judged.made.clear()
+
+
+def decode_naming_the_key(mapping: Mapping, entries: list[VariantEntry]) -> Decoded:
+    """Decode; if the decoder itself breaks (a bug, never bad data: bad data is a
+    finding), find the entry it breaks on and name it."""
+    try:
+        return mapping.decode(entries)
+    except Exception as exc:
+        for variant, entry in entries:
+            try:
+                mapping.decode([(variant, entry)])
+            except Exception:
+                raise RuntimeError(
+                    f"decoding {mapping.type_id} broke on key {entry.key} ({variant}): "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+        raise
+
+
+def bucket_findings(decoded: Decoded) -> list[Finding]:
+    """The findings a bucket's decode makes exactly (not those of the whole keyspace:
+    :data:`~phasegate.findings.WHOLE_KEYSPACE_KINDS`)."""
+    return [f for f in decoded.findings if f.kind not in WHOLE_KEYSPACE_KINDS]
+
+
+def in_sample(seed: int, key: RecordKey, rate: float) -> bool:
+    """Deterministic membership: ``hash(seed, key) mod 100 < rate``, same on both stores.
+
+    >>> in_sample(7, ("msg_1",), 100.0)
+    True
+    >>> 900 < sum(in_sample(7, (f"m{i}",), 10.0) for i in range(10_000)) < 1100
+    True
+    """
+    digest = hashlib.blake2b(f"{seed}\x1f{show_key(key)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % 10_000 < rate * 100

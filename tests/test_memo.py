@@ -1,0 +1,120 @@
+"""Decode memos: a run that reuses them answers exactly as a fresh decode, and never
+hides a change made in either store since the memos were written."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+
+from fixtures.migration import Migration, make
+from phasegate.backfill import backfill
+from phasegate.findings import Finding
+from phasegate.mappings import TYPE_IDS
+from phasegate.parity.compare import Scope, compare
+from phasegate.parity.tally import Comparison
+from phasegate.servers import Sandbox
+from tests.test_compare import SCOPE
+
+BUCKETS = 4
+PLANTED = "one_sided"  # a kind board's decoder never finds
+
+
+def _compare(m: Migration, memo: Path | None, scope: Scope = SCOPE) -> Comparison:
+    return compare(m.kv, m.pg, TYPE_IDS, scope, buckets=BUCKETS, memo_dir=memo)
+
+
+def _memo_files(root: Path) -> list[Path]:
+    return sorted(root.rglob("*.pickle"))
+
+
+def test_a_memoized_pass_is_the_fresh_pass_and_the_memos_are_used(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The first pass writes the memos, the second answers from them: both equal a pass
+    without memos; a planted memo finding shows up, so the second pass did use them."""
+    for m in make(sandbox):
+        fresh = _compare(m, None)
+        assert _compare(m, tmp_path) == fresh
+        files = _memo_files(tmp_path)
+        assert len(files) == BUCKETS
+        assert _compare(m, tmp_path) == fresh
+        # Plant a finding in one memo of board: only a pass that reads it reports it.
+        for path in files:
+            memo = pickle.loads(path.read_bytes())
+            if memo.get("board"):
+                entry = next(iter(memo["board"].values()))
+                entry.findings.append(Finding("board", PLANTED, "board:entry:x", "from a memo"))
+                path.write_bytes(pickle.dumps(memo))
+                break
+        planted = _compare(m, tmp_path).types["board"].findings[PLANTED]
+        assert planted == fresh.types["board"].findings[PLANTED] + 1
+
+
+def test_another_seed_or_clock_on_the_same_memos_counts_as_a_fresh_pass(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The sample depends on the seed (decoded again), the last 24 hours on the clock
+    (counted from the memo's recency values): both as without memos."""
+    for m in make(sandbox):
+        _compare(m, tmp_path)
+        for scope in (
+            dataclasses.replace(SCOPE, seed=11),
+            dataclasses.replace(SCOPE, now=SCOPE.now - timedelta(hours=30)),
+            dataclasses.replace(SCOPE, now=SCOPE.now + timedelta(hours=20)),
+        ):
+            assert _compare(m, tmp_path, scope) == _compare(m, None, scope), scope
+
+
+def test_a_change_in_either_store_after_the_memos_is_found_naming_the_field(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """One KV value edited (its bucket's raw hash changes) and one Postgres row edited
+    (its digest no longer matches the memo's): both found, field named."""
+    for m in make(sandbox):
+        _compare(m, tmp_path)
+        _compare(m, tmp_path)
+        key = next(k for k in m.kv.scan_iter("board:entry:*", count=1000))
+        value = m.kv.get(key)
+        assert isinstance(value, bytes)
+        m.kv.set(key, value.replace(b'"content":"', b'"content":"edited '))
+        m.pg.execute(
+            "UPDATE messages SET text = text || ' (tampered)' "
+            "WHERE id = (SELECT min(id) FROM messages)"
+        )
+        m.pg.commit()
+        after = _compare(m, tmp_path)
+        board = "\n".join(after.types["board"].differences["full"].examples)
+        assert after.types["board"].differences["full"].count == 1, board
+        assert "field content" in board, board
+        assert key.decode() in board, board
+        messages = "\n".join(after.types["messages"].differences["full"].examples)
+        assert after.types["messages"].differences["full"].count == 1, messages
+        assert "field text" in messages, messages
+        assert "(tampered)" in messages, messages
+        assert after == _compare(m, None)
+
+
+def test_a_memoized_backfill_rerun_writes_only_what_changed(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A re-run with memos changes nothing; one KV record edited is one update."""
+    for m in make(sandbox):
+        kv: redis.Redis = m.kv
+        first = backfill(kv, m.pg, restart=True, memo_dir=tmp_path)
+        assert first.changed == 0  # the migration was already complete
+        again = backfill(kv, m.pg, restart=True, memo_dir=tmp_path)
+        assert again.changed == 0
+        assert all(r.unchanged == first.types[t].unchanged for t, r in again.types.items())
+        assert [f for t in again.types.values() for f in t.findings] == [
+            f for t in first.types.values() for f in t.findings
+        ]
+        key = next(k for k in kv.scan_iter("board:entry:*", count=1000))
+        value = kv.get(key)
+        assert isinstance(value, bytes)
+        kv.set(key, value.replace(b'"content":"', b'"content":"edited '))
+        edited = backfill(kv, m.pg, restart=True, memo_dir=tmp_path, types=["board"])
+        assert (edited.types["board"].inserted, edited.types["board"].updated) == (0, 1)
