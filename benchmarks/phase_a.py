@@ -65,7 +65,7 @@ def step_backfill(kv_url: str, pg_url: str) -> dict[str, Any]:
     with connect_pg(pg_url) as pg:
         start_lsn = _wal(pg)
         started = time.perf_counter()
-        result = backfill(kv, pg)
+        result = backfill(kv, pg, memo_dir=_MEMO.get("dir"))
         seconds = time.perf_counter() - started
         wal = _wal_bytes(pg, start_lsn, _wal(pg))
     rows = sum(r.rows for r in result.types.values())
@@ -118,7 +118,7 @@ def step_parity(kv_url: str, pg_url: str) -> dict[str, Any]:
     with connect_pg(pg_url) as pg:
         pg.read_only = True
         scope = Scope(7, 10.0, datetime.now(UTC), AllowList())
-        results = compare(connect_kv(kv_url), pg, TYPE_IDS, scope).types
+        results = compare(connect_kv(kv_url), pg, TYPE_IDS, scope, memo_dir=_MEMO.get("dir")).types
     seconds = time.perf_counter() - started
     compared = sum(r.compared["full"] for r in results.values())
     failed = [e for r in results.values() for e in r.differences["full"].examples]
@@ -174,11 +174,15 @@ STEPS = {
 }
 
 
+_MEMO: dict[str, Path] = {}  # "dir": the decode memos of this benchmark run (--memo-dir)
+
+
 def child(step: str, kv_url: str, pg_url: str) -> dict[str, Any]:
     """One step in a process of its own (for "seed", ``pg_url`` is the scale; for
     "copy-floor", ``kv_url`` is the database the backfill loaded)."""
     done = subprocess.run(
-        [sys.executable, __file__, "--step", step, "--kv-url", kv_url, "--pg-url", pg_url],
+        [sys.executable, __file__, "--step", step, "--kv-url", kv_url, "--pg-url", pg_url]
+        + (["--memo-dir", str(_MEMO["dir"])] if "dir" in _MEMO else []),
         capture_output=True,
         text=True,
         check=False,
@@ -251,6 +255,7 @@ def bench(args: argparse.Namespace, scale: str) -> dict[str, Any]:
         finally:
             kv.mset(edited)
         repair_back = child("backfill", args.kv_url, load_db)
+        cold = child("parity", args.kv_url, load_db)  # its memos are the backfill's
         parity = child("parity", args.kv_url, load_db)
         read = child("read-floor", args.kv_url, load_db)
         _change_messages(load_db, 100)
@@ -286,6 +291,12 @@ def bench(args: argparse.Namespace, scale: str) -> dict[str, Any]:
             f"{first['wal_bytes'] / 1e6:.0f} MB) | {run['seconds'] / first['seconds']:.2f}x "
             "of the first | < 0.3x, ~0 WAL |"
         )
+    print(
+        f"| full parity, first after the backfill | {cold['seconds']:.1f} s | "
+        f"{cold['records'] / cold['seconds']:,.0f} records/s | {cold['peak_mb']:.0f} MB "
+        f"(workers {cold['workers_peak_mb']:.0f} MB) | bytes read {read['seconds']:.1f} s | "
+        f"{cold['seconds'] / read['seconds']:.2f}x | |"
+    )
     print(
         f"| full parity | {parity['seconds']:.1f} s | {parity['records'] / parity['seconds']:,.0f} "
         f"records/s, {parity['fetched']} of {parity['buckets']:,} buckets fetched | "
@@ -330,17 +341,25 @@ def main() -> None:
     parser.add_argument("--scale", default="12mo", help="one scale or several: now,6mo,12mo,10x")
     parser.add_argument("--flush", action="store_true", help="empty the KV DB before seeding")
     parser.add_argument("--step", choices=[*STEPS, "seed"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--memo-dir", type=Path, help="decode memos (default: a fresh folder per run)"
+    )
     args = parser.parse_args()
     if args.step == "seed":
         print(json.dumps(step_seed(args.kv_url, args.pg_url)))
         return
     if args.step:
+        if args.memo_dir is not None:
+            _MEMO["dir"] = args.memo_dir
         print(json.dumps(STEPS[args.step](args.kv_url, args.pg_url)))
         return
+    memos = tempfile.TemporaryDirectory(prefix="phasegate-bench-memo-")
+    _MEMO["dir"] = args.memo_dir or Path(memos.name)
     scales = args.scale.split(",")
     if len(scales) > 1 and not args.flush:
         parser.error("several scales need --flush (each seeds the KV DB afresh)")
-    runs = [bench(args, scale) for scale in scales]
+    with memos:
+        runs = [bench(args, scale) for scale in scales]
     if len(runs) > 1:
         print_growth(runs)
 
