@@ -40,7 +40,7 @@ import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -139,11 +139,18 @@ class Memos:
     def group_raw(self, mapping: Mapping, w: int, work: int) -> dict[int, int]:
         """The raw hash of each of the type's digest buckets in work bucket ``w``
         (its own entries' and its borrowed entries' together)."""
-        types = (mapping.type_id, *mapping.borrows)
         out: dict[int, int] = {}
+        for type_id in (mapping.type_id, *mapping.borrows):
+            for bucket, value in self._by_type.get(type_id, {}).items():
+                if bucket % work == w:
+                    out[bucket] = (out.get(bucket, 0) + value) & MASK
+        return out
+
+    @cached_property
+    def _by_type(self) -> dict[str, dict[int, int]]:
+        out: dict[str, dict[int, int]] = {}
         for (type_id, bucket), value in self.raw.items():
-            if bucket % work == w and type_id in types:
-                out[bucket] = (out.get(bucket, 0) + value) & MASK
+            out.setdefault(type_id, {})[bucket] = value
         return out
 
     def path(self, w: int) -> Path:
