@@ -65,7 +65,8 @@ def step_backfill(kv_url: str, pg_url: str) -> dict[str, Any]:
     with connect_pg(pg_url) as pg:
         start_lsn = _wal(pg)
         started = time.perf_counter()
-        result = backfill(kv, pg, memo_dir=_MEMO.get("dir"))
+        scope = Scope(7, 10.0, datetime.now(UTC), AllowList())  # the parity step's
+        result = backfill(kv, pg, memo_dir=_MEMO.get("dir"), memo_scope=scope)
         seconds = time.perf_counter() - started
         wal = _wal_bytes(pg, start_lsn, _wal(pg))
     rows = sum(r.rows for r in result.types.values())

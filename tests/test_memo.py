@@ -118,3 +118,25 @@ def test_a_memoized_backfill_rerun_writes_only_what_changed(
         kv.set(key, value.replace(b'"content":"', b'"content":"edited '))
         edited = backfill(kv, m.pg, restart=True, memo_dir=tmp_path, types=["board"])
         assert (edited.types["board"].inserted, edited.types["board"].updated) == (0, 1)
+
+
+def test_a_backfill_leaves_memos_the_gate_uses_as_they_are(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A backfill given the gate's scope writes memos with its counts: the comparison
+    run next answers from them (a planted memo finding shows) and equals a fresh one."""
+    for m in make(sandbox):
+        backfill(m.kv, m.pg, restart=True, memo_dir=tmp_path, memo_scope=SCOPE)
+        path = next(p for p in _memo_files(tmp_path) if pickle.loads(p.read_bytes()).get("board"))
+        memo = pickle.loads(path.read_bytes())
+        entry = next(iter(memo["board"].values()))
+        entry.findings.append(Finding("board", PLANTED, "board:entry:x", "from a memo"))
+        path.write_bytes(pickle.dumps(memo))
+        # The backfill's work buckets, as the gate's pass sizes them (from DBSIZE).
+        fresh = compare(m.kv, m.pg, TYPE_IDS, SCOPE)
+        memoized = compare(m.kv, m.pg, TYPE_IDS, SCOPE, memo_dir=tmp_path)
+        assert (
+            memoized.types["board"].findings[PLANTED] == fresh.types["board"].findings[PLANTED] + 1
+        )
+        memoized.types["board"].findings[PLANTED] -= 1
+        assert memoized == fresh

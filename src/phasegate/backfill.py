@@ -49,7 +49,7 @@ from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, RecordKey
 from phasegate.parity.buckets import WHOLE
-from phasegate.parity.compare import read_both, run_jobs, work_buckets_for
+from phasegate.parity.compare import Scope, read_both, run_jobs, work_buckets_for
 from phasegate.parity.judge import LoadPart, run_job
 from phasegate.parity.memo import memos_for
 from phasegate.parity.spill import Folder
@@ -156,11 +156,14 @@ def backfill(
     workers: int | None = None,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     memo_dir: Path | None = None,
+    memo_scope: Scope | None = None,
 ) -> BackfillResult:
     """Load ``types`` from ``kv`` into ``pg`` (schema applied); resume an unfinished run.
     ``workers`` processes read and decode (:data:`WORKERS`); 0: this process does.
     With ``memo_dir``, the decode memos there skip decoding the buckets that are
-    unchanged in KV and equal in Postgres (:mod:`phasegate.parity.memo`)."""
+    unchanged in KV and equal in Postgres (:mod:`phasegate.parity.memo`); the memos
+    it writes carry ``memo_scope``'s counts, so the Phase A gate run next with that
+    seed, sample rate and allow list decodes nothing that is equal."""
     types = tuple(types)
     unknown = set(types) - set(MAPPINGS)
     if unknown:
@@ -187,7 +190,7 @@ def backfill(
         progress.decoding()
         shares = [list(range(buckets))[w :: max(1, workers)] for w in range(max(1, workers))]
         parts = {t: LoadPart() for t in types}
-        jobs = [("load", folder, share, types, None, pg_digests, memos) for share in shares]
+        jobs = [("load", folder, mine, types, memo_scope, pg_digests, memos) for mine in shares]
         for done in run_jobs(jobs) if workers else map(run_job, jobs):
             for type_id, part in done.items():
                 parts[type_id].add(part)

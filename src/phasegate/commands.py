@@ -33,6 +33,7 @@ from phasegate.gates.phase_c_queries import all_results
 from phasegate.gates.result import CheckResult
 from phasegate.inventory import Inventory, take_inventory
 from phasegate.mappings import TYPE_IDS
+from phasegate.parity.compare import Scope
 from phasegate.queries import load_catalog
 from phasegate.report import Summary, new_run_id, versions
 from phasegate.report import write as write_report
@@ -351,6 +352,7 @@ def backfill_with_progress(
     restart: bool = False,
     batch_rows: int = 50_000,
     memo_dir: Path | None = None,
+    memo_scope: Scope | None = None,
 ) -> BackfillResult:
     """Backfill with progress bars (keys read, rows loaded per type), then a table of
     rows and findings."""
@@ -358,7 +360,14 @@ def backfill_with_progress(
     with progress_bars(console) as progress:
         bars = _Bars(progress, kv, types)
         result = backfill(
-            kv, pg, types, restart=restart, batch_rows=batch_rows, progress=bars, memo_dir=memo_dir
+            kv,
+            pg,
+            types,
+            restart=restart,
+            batch_rows=batch_rows,
+            progress=bars,
+            memo_dir=memo_dir,
+            memo_scope=memo_scope,
         )
     print_backfill(result, console)
     if result.changed == 0:

@@ -251,6 +251,8 @@ def _inventory(args: argparse.Namespace, settings: Settings) -> int:
 
 def _backfill(args: argparse.Namespace, settings: Settings) -> int:
     from phasegate.commands import backfill_with_progress
+    from phasegate.parity.compare import Scope
+    from phasegate.parity.postgres import AllowList
 
     kv_url = _require(settings.kv_url, "--kv-url", "the Redis to copy from")
     pg_url = _require(settings.pg_url, "--pg-url", "the Postgres to copy into")
@@ -265,6 +267,13 @@ def _backfill(args: argparse.Namespace, settings: Settings) -> int:
             restart=args.restart,
             batch_rows=args.batch_rows,
             memo_dir=settings.memo_path(),
+            # The memos carry the Phase A gate's counts: its next run decodes no equal bucket.
+            memo_scope=Scope(
+                settings.seed,
+                settings.sample_rate,
+                datetime.now(UTC),
+                AllowList.load(settings.pg_only_allowlist),
+            ),
         )
     return EXIT_OK
 

@@ -81,11 +81,15 @@ def judge_work_bucket(
     *,
     memos: Memos | None,
     scope: Scope | None,
+    counted: bool = True,
 ) -> dict[str, Judged]:
     """Each type's records of work bucket ``w``, from memos where they hold (see
-    :mod:`.memo`) and decoded, a digest bucket at a time, elsewhere."""
+    :mod:`.memo`) and decoded, a digest bucket at a time, elsewhere. New memos
+    hold ``scope``'s sample and allowed counts; a memo is used without them
+    unless ``counted`` (a comparison counts them; a backfill does not)."""
     old = memos.load(w) if memos is not None else {}
     key = None if scope is None else scope_key(scope.seed, scope.sample_rate, scope.allow)
+    needed = key if counted else None
     out: dict[str, Judged] = {}
     fresh: dict[str, set[int] | None] = {}  # type -> buckets to decode (None: all)
     raws: dict[str, dict[int, int]] = {}
@@ -105,7 +109,7 @@ def judge_work_bucket(
                 and entry.raw == raw_hash
                 and theirs is not None
                 and theirs.get(bucket) == entry.digest
-                and (key is None or key in entry.scoped)
+                and (needed is None or needed in entry.scoped)
             ):
                 judged.hits[bucket] = entry
             else:

@@ -71,7 +71,8 @@ def run_job(job: tuple[Any, ...]) -> Any:
         pg_digests, memos = rest
         parts = {t: LoadPart() for t in types}
         for w in buckets:
-            for type_id, loaded in load_bucket(folder, w, types, pg_digests, memos).items():
+            loads = load_bucket(folder, w, types, pg_digests, memos=memos, scope=scope)
+            for type_id, loaded in loads.items():
                 parts[type_id].add(loaded)
         return parts
     totals = {t: TypeComparison(t) for t in types}
@@ -154,13 +155,21 @@ class LoadPart:
 
 
 def load_bucket(
-    folder: Folder, w: int, types: tuple[str, ...], pg_digests: PgDigests, memos: Memos | None
+    folder: Folder,
+    w: int,
+    types: tuple[str, ...],
+    pg_digests: PgDigests,
+    *,
+    memos: Memos | None,
+    scope: Scope | None = None,
 ) -> dict[str, LoadPart]:
     """Judge one work bucket (:func:`judge_work_bucket`); write the rows of buckets
     that differ from Postgres (every row, into an empty table) as COPY text, sorted
     by record key, to the folder's row file of the type."""
     out = {}
-    judgeds = judge_work_bucket(folder, w, types, pg_digests, memos=memos, scope=None)
+    judgeds = judge_work_bucket(
+        folder, w, types, pg_digests, memos=memos, scope=scope, counted=False
+    )
     for type_id, judged in judgeds.items():
         mapping = MAPPINGS[type_id]
         findings = judged.findings + [f for e in judged.hits.values() for f in e.findings]
