@@ -69,6 +69,26 @@ def test_another_seed_or_clock_on_the_same_memos_counts_as_a_fresh_pass(
             assert _compare(m, tmp_path, scope) == _compare(m, None, scope), scope
 
 
+def test_memo_files_that_cannot_be_read_are_decoded_again_and_rewritten(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A memo file cut short, of garbage or holding another object (a run killed
+    mid-copy, a disk fault, another tool's or version's file) is no memo: the pass decodes those
+    work buckets, answers as without memos, and writes good memos in their place."""
+    for m in make(sandbox):
+        fresh = _compare(m, None)
+        _compare(m, tmp_path)
+        files = _memo_files(tmp_path)
+        assert len(files) == BUCKETS
+        files[0].write_bytes(files[0].read_bytes()[:40])
+        files[1].write_bytes(b"not a pickle at all")
+        files[2].write_bytes(pickle.dumps(["a list, not a memo"]))
+        files[3].write_bytes(pickle.dumps({"board": "x", "messages": {0: "x", 1: None}}))
+        assert _compare(m, tmp_path) == fresh
+        for path in files:
+            assert isinstance(pickle.loads(path.read_bytes()), dict), path
+
+
 def test_a_change_in_either_store_after_the_memos_is_found_naming_the_field(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:

@@ -164,7 +164,14 @@ class Memos:
                 memo: Memo = pickle.load(fh)
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
             return {}
-        return memo if isinstance(memo, dict) else {}
+        if not isinstance(memo, dict):
+            return {}
+        # Only what has the shape of a memo is one (another version's file, a fault).
+        return {
+            type_id: {b: e for b, e in entries.items() if isinstance(e, Entry)}
+            for type_id, entries in memo.items()
+            if isinstance(type_id, str) and isinstance(entries, dict)
+        }
 
     def save(self, w: int, memo: Memo) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
