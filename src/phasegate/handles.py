@@ -41,10 +41,22 @@ def canonical_handle(raw: str, field: str = "handle") -> str:
     """
     if not isinstance(raw, str):
         raise DecodeError(f"expected a handle, got {raw!r}", field)
-    handle = raw.strip().lstrip("@").strip().lower()
-    if not handle:
-        raise DecodeError(f"empty handle {raw!r}", field)
+    handle = _CANONICAL.get(raw)
+    if handle is None:
+        handle = raw.strip().lstrip("@").strip().lower()
+        if not handle:
+            raise DecodeError(f"empty handle {raw!r}", field)
+        if len(_CANONICAL) >= _CANONICAL_MAX:  # a keyspace of ever-new spellings
+            _CANONICAL.clear()
+        _CANONICAL[raw] = handle
     return handle
+
+
+# Raw spelling -> canonical handle. A keyspace names far fewer people than it holds
+# records (28k handles in 1.7 million handle fields at the 12mo scale), and the
+# readers canonicalise every message's pair to route it.
+_CANONICAL: dict[str, str] = {}
+_CANONICAL_MAX = 1 << 18
 
 
 class HandleBook:

@@ -27,7 +27,7 @@ import importlib.metadata
 import os
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from typing import Literal
 
 from phasegate.mappings import (
@@ -142,6 +142,12 @@ class _Rule:
     type_id: str  # "" for the KV-only list
     pattern: KeyPattern | None
 
+    @cached_property
+    def mapped(self) -> Classified:
+        """What a key of this rule's pattern and TYPE is (one instance: it is frozen)."""
+        assert self.pattern is not None
+        return Classified("mapped", self.type_id, self.pattern.variant, self.pattern)
+
     @property
     def matcher(self) -> tuple[str, str | re.Pattern[str]]:
         body = self.glob[:-1]
@@ -183,7 +189,7 @@ def classify(key: str, rtype: str) -> Classified:
         if rule.pattern is None:
             return Classified("kv_only")
         if rule.pattern.rtype == rtype:
-            return Classified("mapped", rule.type_id, rule.pattern.variant, rule.pattern)
+            return rule.mapped
         owner = owner or rule.type_id
         expected.append(rule.pattern.rtype)
     if owner is not None:

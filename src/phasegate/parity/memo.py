@@ -67,11 +67,15 @@ def item_hash(type_id: str, variant: str, key: str, rtype: str, value: Any) -> i
     ...     item_hash("friends", "set", "friends:al", "set", {b"cy", b"bo"})
     True
     """
-    if isinstance(value, set | frozenset):
-        value = _sorted(value)
-    elif isinstance(value, dict):
-        value = _sorted(value.items())
-    text = pickle.dumps((type_id, variant, key, rtype, value), protocol=5)
+    head = f"{type_id}\x1f{variant}\x1f{key}\x1f{rtype}\x1f".encode("utf-8", "surrogatepass")
+    if isinstance(value, bytes):  # most entries (strings): no pickling
+        text = head + b"b" + value
+    else:
+        if isinstance(value, set | frozenset):
+            value = _sorted(value)
+        elif isinstance(value, dict):
+            value = _sorted(value.items())
+        text = head + b"p" + pickle.dumps(value, protocol=5)
     return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
 
 
