@@ -13,6 +13,7 @@ real handles such as ``ops-agent`` have hyphens.
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 
 from phasegate.findings import Finding
 from phasegate.values import DecodeError
@@ -41,22 +42,17 @@ def canonical_handle(raw: str, field: str = "handle") -> str:
     """
     if not isinstance(raw, str):
         raise DecodeError(f"expected a handle, got {raw!r}", field)
-    handle = _CANONICAL.get(raw)
-    if handle is None:
-        handle = raw.strip().lstrip("@").strip().lower()
-        if not handle:
-            raise DecodeError(f"empty handle {raw!r}", field)
-        if len(_CANONICAL) >= _CANONICAL_MAX:  # a keyspace of ever-new spellings
-            _CANONICAL.clear()
-        _CANONICAL[raw] = handle
+    handle = _canonical(raw)
+    if not handle:
+        raise DecodeError(f"empty handle {raw!r}", field)
     return handle
 
 
-# Raw spelling -> canonical handle. A keyspace names far fewer people than it holds
-# records (28k handles in 1.7 million handle fields at the 12mo scale), and the
-# readers canonicalise every message's pair to route it.
-_CANONICAL: dict[str, str] = {}
-_CANONICAL_MAX = 1 << 18
+@lru_cache(maxsize=1 << 18)
+def _canonical(raw: str) -> str:
+    # Cached: a keyspace names far fewer people than it holds handle fields (28k
+    # spellings in 1.7 million at 12mo), and the readers route every message by its pair.
+    return raw.strip().lstrip("@").strip().lower()
 
 
 class HandleBook:
