@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import redis
 
+import phasegate.parity.compare as compare_module
 from fixtures.migration import Migration, make
 from phasegate.backfill import backfill
 from phasegate.findings import Finding
-from phasegate.mappings import TYPE_IDS
-from phasegate.parity.compare import Scope, compare
+from phasegate.keyspace import KvEntry
+from phasegate.mappings import MAPPINGS, TYPE_IDS
+from phasegate.parity.buckets import WHOLE, split
+from phasegate.parity.compare import Scope, compare, spill_folder
+from phasegate.parity.digest import DIGEST_BUCKETS
+from phasegate.parity.memo import memos_for
+from phasegate.parity.read import read_kv
+from phasegate.parity.spill import read_chunks
 from phasegate.parity.tally import Comparison
 from phasegate.servers import Sandbox
 from tests.test_compare import SCOPE
@@ -160,3 +169,91 @@ def test_a_backfill_leaves_memos_the_gate_uses_as_they_are(
         )
         memoized.types["board"].findings[PLANTED] -= 1
         assert memoized == fresh
+
+
+def test_over_complete_memos_the_readers_spill_where_entries_are_not_their_values(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Once a run left a memo for every work bucket, the readers spill (type, variant,
+    key name, TYPE, bucket) and no value: the same places a spill of values holds."""
+    for m in make(sandbox):
+        memos = memos_for(tmp_path / "memo", m.kv, BUCKETS, WHOLE)
+        first = spill_folder(tmp_path / "first", BUCKETS, 2, m.kv, memos)
+        assert first.reread is None  # no memos yet: values are spilled
+        _compare(m, tmp_path / "memo")
+        assert memos.complete(BUCKETS)
+        lazy = spill_folder(tmp_path / "lazy", BUCKETS, 2, m.kv, memos)
+        assert lazy.reread is not None
+        assert "password" not in repr(lazy)
+        places = {}
+        for folder in (first, lazy):
+            folder.path.mkdir()
+            read_kv(m.kv, TYPE_IDS, folder, hashing=True)
+            items = [i for w in range(BUCKETS) for p in folder.kv_all(w) for i in read_chunks(p)]
+            places[folder.path.name] = sorted(
+                (t, v, k if isinstance(k, str) else k.decode(), r, b)
+                for _kind, t, v, k, r, *_value, b in items
+            )
+            kinds = {i[0] for i in items}
+            assert kinds == ({"kv"} if folder is first else {"at"}), kinds
+        assert places["lazy"] == sorted(set(places["first"]))
+        assert len(places["lazy"]) > 100
+
+
+def test_a_key_edited_between_the_read_and_the_workers_read_makes_no_memo(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bucket to decode is read again by the worker; when its entries changed since
+    the readers hashed them, what was decoded is not what was hashed, so no memo is
+    kept for it, and the next pass decodes it again and finds what changed."""
+    for m in make(sandbox):
+        _compare(m, tmp_path)
+        key = next(k for k in m.kv.scan_iter("board:entry:*", count=1000))
+        value = m.kv.get(key)
+        assert isinstance(value, bytes)
+        m.kv.set(key, value.replace(b'"content":"', b'"content":"first edit '))
+        entry = KvEntry(key.decode(), "string", value)
+        (bucket,) = {b for b, _ in split(MAPPINGS["board"], "entry", entry, DIGEST_BUCKETS)}
+        path = memos_for(tmp_path, m.kv, BUCKETS, WHOLE).path(bucket % BUCKETS)
+        assert bucket in pickle.loads(path.read_bytes())["board"]
+        second = value.replace(b'"content":"', b'"content":"second edit ')
+
+        def edit_then_run(
+            jobs: list[tuple[object, ...]],
+            edit: tuple[redis.Redis, bytes, bytes] = (m.kv, key, second),
+            run: Callable[[list[tuple[object, ...]]], list[object]] = compare_module.run_jobs,
+        ) -> list[object]:
+            if jobs and jobs[0][0] == "digest":  # after the read, before the workers
+                edit[0].set(edit[1], edit[2])
+            return run(jobs)
+
+        monkeypatch.setattr(compare_module, "run_jobs", edit_then_run)
+        during = _compare(m, tmp_path)
+        monkeypatch.undo()
+        board = "\n".join(during.types["board"].differences["full"].examples)
+        assert "second edit" in board, board  # what the worker read
+        assert bucket not in pickle.loads(path.read_bytes())["board"]
+        after = _compare(m, tmp_path)
+        assert "second edit" in "\n".join(after.types["board"].differences["full"].examples)
+        assert after == _compare(m, None)
+
+
+def test_a_key_name_that_is_not_utf8_is_read_again_by_its_bytes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A worker reads a key again by the name SCAN gave, not by its escaped text: a
+    key of invalid UTF-8 whose value changed is decoded as a fresh pass decodes it."""
+    for m in make(sandbox):
+        key = next(k for k in m.kv.scan_iter("board:entry:*", count=1000))
+        value = m.kv.get(key)
+        assert isinstance(value, bytes)
+        odd = b"board:entry:\xff\\x" + key.rsplit(b":", 1)[1]
+        m.kv.set(odd, value)
+        _compare(m, tmp_path)
+        m.kv.set(odd, value.replace(b'"content":"', b'"content":"edited '))
+        assert memos_for(tmp_path, m.kv, BUCKETS, WHOLE).complete(BUCKETS)
+        memoized = _compare(m, tmp_path)
+        fresh = _compare(m, None)
+        assert memoized == fresh
+        shown = str(fresh.types["board"].findings) + str(fresh.types["board"].differences)
+        assert "\\xff" in shown, shown

@@ -49,10 +49,15 @@ from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Mapping, RecordKey
 from phasegate.parity.buckets import WHOLE
-from phasegate.parity.compare import Scope, read_both, run_jobs, work_buckets_for
+from phasegate.parity.compare import (
+    Scope,
+    read_both,
+    run_jobs,
+    spill_folder,
+    work_buckets_for,
+)
 from phasegate.parity.judge import LoadPart, run_job
 from phasegate.parity.memo import memos_for
-from phasegate.parity.spill import Folder
 from phasegate.parity.tally import KeyspaceFacts
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S
@@ -182,11 +187,12 @@ def backfill(
     try:
         if buckets is None:
             buckets = work_buckets_for(kv)
-        folder = Folder(workspace.path, buckets, workers)
+        memos = None if memo_dir is None else memos_for(memo_dir, kv, buckets, WHOLE)
+        folder = spill_folder(workspace.path, buckets, workers, kv, memos)
         facts, pg_digests = read_both(
-            kv, pg, types, folder, timeout_s, on_keys=progress.keys, hashing=memo_dir is not None
+            kv, pg, types, folder, timeout_s, on_keys=progress.keys, hashing=memos is not None
         )
-        memos = None if memo_dir is None else memos_for(memo_dir, kv, facts.raw, buckets, WHOLE)
+        memos = None if memos is None else memos.with_raw(facts.raw)
         progress.decoding()
         shares = [list(range(buckets))[w :: max(1, workers)] for w in range(max(1, workers))]
         parts = {t: LoadPart() for t in types}

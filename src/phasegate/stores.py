@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -34,6 +35,8 @@ from phasegate.redact import redact
 
 DEFAULT_TIMEOUT_S = 30.0
 PgConn = psycopg.Connection[tuple[object, ...]]
+KvParams = tuple[type, dict[str, Any]]  # how to open a client's connection in another process
+_PLAIN = (str, int, float, bool, bytes, type(None))
 
 
 def with_database(url: str, name: str) -> str:
@@ -67,6 +70,24 @@ def connect_kv(url: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis
     with kv_errors(client, "PING"):
         client.ping()
     return client
+
+
+def kv_params(client: redis.Redis) -> KvParams | None:
+    """How to open the same connection in another process (the same server, user,
+    DB and timeouts), or None when the client holds what cannot travel (a
+    credential provider). They hold the password: never log them."""
+    pool = client.connection_pool
+    kwargs = dict(pool.connection_kwargs)
+    if kwargs.get("credential_provider") is not None:
+        return None
+    plain = {k: v for k, v in kwargs.items() if isinstance(v, _PLAIN) and not k.startswith("orig_")}
+    return pool.connection_class, plain
+
+
+def kv_from_params(params: KvParams) -> redis.Redis:
+    """A client opened from :func:`kv_params` (in another process)."""
+    cls, kwargs = params
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **kwargs))
 
 
 @contextlib.contextmanager

@@ -42,12 +42,12 @@ from phasegate.parity.buckets import WHOLE, Share, row_bucket
 from phasegate.parity.decode import RECENT, PgDigests, Scope, in_sample
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
 from phasegate.parity.judge import answer
-from phasegate.parity.memo import memos_for
+from phasegate.parity.memo import Memos, memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import Folder, Spill, work_buckets
 from phasegate.parity.tally import Comparison, KeyspaceFacts, TypeComparison
 from phasegate.servers.process import Workspace
-from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog, kv_errors
+from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog, kv_errors, kv_params
 
 __all__ = ["RECENT", "Scope", "compare", "in_sample"]
 
@@ -83,12 +83,12 @@ def compare(
     try:
         if buckets is None:
             buckets = work_buckets_for(kv)
-        folder = Folder(workspace.path, buckets, workers)
-        hashing = memo_dir is not None
+        memos = None if memo_dir is None else memos_for(memo_dir, kv, buckets, share)
+        folder = spill_folder(workspace.path, buckets, workers, kv, memos)
         facts, pg_digests = read_both(
-            kv, pg, types, folder, timeout_s, share=share, hashing=hashing
+            kv, pg, types, folder, timeout_s, share=share, hashing=memos is not None
         )
-        memos = None if memo_dir is None else memos_for(memo_dir, kv, facts.raw, buckets, share)
+        memos = None if memos is None else memos.with_raw(facts.raw)
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
         shares = [list(range(buckets))[w::workers] for w in range(workers)]
@@ -114,6 +114,18 @@ def compare(
     finally:
         workspace.remove()
     return Comparison(facts, totals)
+
+
+def spill_folder(
+    path: Path, work: int, workers: int, kv: redis.Redis, memos: Memos | None
+) -> Folder:
+    """The pass's spill folder. Where an earlier run left memos for every work bucket,
+    the readers spill where each entry is, not its value, and the workers read
+    again the keys of the few buckets the memos do not answer (unless the client
+    cannot be opened in another process): writing values nobody reads was a third
+    of a memoized pass."""
+    reread = kv_params(kv) if memos is not None and memos.complete(work) else None
+    return Folder(path, work, workers, reread)
 
 
 def work_buckets_for(kv: redis.Redis) -> int:

@@ -13,18 +13,26 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding
-from phasegate.keyspace import KvEntry
+from phasegate.keyspace import KvEntry, Reader, key_text
 from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
-from phasegate.parity.buckets import record_bucket
+from phasegate.parity.buckets import record_bucket, split
 from phasegate.parity.diff import show_key
 from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
-from phasegate.parity.memo import Entry, Memos, recency_values, scope_key
+from phasegate.parity.memo import (
+    MASK,
+    Entry,
+    Memos,
+    RawHashes,
+    item_hash,
+    recency_values,
+    scope_key,
+)
 from phasegate.parity.postgres import AllowList
 from phasegate.parity.spill import Folder, read_chunks
+from phasegate.stores import kv_from_params
 
 PgDigests = dict[str, dict[int, tuple[int, int, int]] | None]  # None: not made in SQL
 
@@ -43,14 +51,67 @@ class Scope:
 
 
 Groups = dict[str, dict[int, list[VariantEntry]]]  # type -> digest bucket -> entries
+Needed = dict[str, set[int] | None]  # spilled type -> digest buckets wanted (None: all)
+REREAD_BATCH = 1000  # keys per read when a worker reads entries again
 
 
-def _entries_by_group(paths: list[Path]) -> Groups:
+def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, RawHashes]:
+    """The entries of work bucket ``w`` that ``needed`` asks for, by type and digest
+    bucket; with :attr:`Folder.reread`, read again from Redis, with the raw hash
+    of each (type, bucket) as read this time (a key changed since the first read
+    has another)."""
     groups: Groups = defaultdict(lambda: defaultdict(list))
-    for path in paths:
-        for _kind, type_id, variant, key, rtype, value, bucket in read_chunks(path):
-            groups[type_id][bucket].append((variant, KvEntry(key, rtype, value)))
-    return groups
+    if folder.reread is None:
+        for path in folder.kv_all(w):
+            for _kind, type_id, variant, key, rtype, value, bucket in read_chunks(path):
+                groups[type_id][bucket].append((variant, KvEntry(key, rtype, value)))
+        return groups, {}
+    places: dict[tuple[str, bytes], tuple[str, str]] = {}  # (type, key) -> (variant, TYPE)
+    spilled: set[tuple[str, int]] = set()  # the (type, bucket)s this work bucket holds
+    for path in folder.kv_all(w):
+        for _kind, type_id, variant, name, rtype, bucket in read_chunks(path):
+            if type_id in needed and ((need := needed[type_id]) is None or bucket in need):
+                places[type_id, name] = (variant, rtype)
+                spilled.add((type_id, bucket))
+    raw: RawHashes = {}
+    if not places:
+        return groups, raw
+    by_rtype: dict[str, list[tuple[str, bytes, str]]] = defaultdict(list)
+    for (type_id, name), (variant, rtype) in places.items():
+        by_rtype[rtype].append((type_id, name, variant))
+    client = kv_from_params(folder.reread)
+    try:
+        reader = Reader(client)
+        for rtype, keys in by_rtype.items():
+            for at in range(0, len(keys), REREAD_BATCH):
+                batch = keys[at : at + REREAD_BATCH]
+                values = reader.read(rtype, [name for _t, name, _v in batch])
+                for (type_id, name, variant), value in zip(batch, values, strict=True):
+                    if value is None or (rtype != "string" and not value):
+                        continue  # gone since the first read
+                    entry = KvEntry(key_text(name), rtype, value)
+                    for bucket, part in split(MAPPINGS[type_id], variant, entry, DIGEST_BUCKETS):
+                        if (type_id, bucket) not in spilled:
+                            continue  # another bucket's part, or one not asked for
+                        groups[type_id][bucket].append((variant, part))
+                        item = item_hash(type_id, variant, part.key, part.rtype, part.value)
+                        raw[type_id, bucket] = (raw.get((type_id, bucket), 0) + item) & MASK
+    finally:
+        client.close()
+    return groups, raw
+
+
+def _needed(todo: dict[str, set[int] | None]) -> Needed:
+    """What to read for each judged type's ``todo`` buckets: its own entries and
+    those it borrows."""
+    out: Needed = {}
+    for type_id, buckets in todo.items():
+        if buckets is not None and not buckets:
+            continue
+        for source in (type_id, *MAPPINGS[type_id].borrows):
+            have = out.get(source, set())
+            out[source] = None if have is None or buckets is None else have | buckets
+    return out
 
 
 @dataclass
@@ -115,14 +176,18 @@ def judge_work_bucket(
             else:
                 todo.add(bucket)
     if any(f is None or f for f in fresh.values()):
-        groups = _entries_by_group(folder.kv_all(w))
+        groups, reread = _entries_by_group(folder, w, _needed(fresh))
         for type_id, judged in out.items():
             mapping = MAPPINGS[type_id]
             made = raws.get(type_id)
+            if made is not None and folder.reread is not None:
+                made = _unchanged(mapping, made, reread, fresh[type_id])
             _decode_fresh(mapping, groups, fresh[type_id], judged, scope=scope, key=key, raws=made)
             if judged.misrouted and judged.hits:
                 # A record decoded in another bucket than its entries' (a router that
                 # disagrees with the record's bucket): no memo is trusted for the type.
+                if folder.reread is not None:
+                    groups, _ = _entries_by_group(folder, w, _needed({type_id: None}))
                 again = out[type_id] = Judged()
                 _decode_fresh(mapping, groups, None, again, scope=scope, key=key, raws=None)
     if memos is not None:
@@ -130,6 +195,21 @@ def judge_work_bucket(
         for type_id, judged in out.items():
             memo[type_id] = {**judged.hits, **judged.made}
         memos.save(w, memo)
+    return out
+
+
+def _unchanged(
+    mapping: Mapping, first: dict[int, int], again: RawHashes, todo: set[int] | None
+) -> dict[int, int]:
+    """The raw hashes of the first read for the ``todo`` buckets whose entries read
+    again the same: only those make memos (what was decoded is what was hashed)."""
+    own = (mapping.type_id, *mapping.borrows)
+    out = {}
+    for bucket, raw_hash in first.items():
+        if todo is not None and bucket not in todo:
+            continue
+        if sum(again.get((t, bucket), 0) for t in own) & MASK == raw_hash:
+            out[bucket] = raw_hash
     return out
 
 

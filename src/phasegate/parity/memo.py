@@ -21,6 +21,12 @@ type's digest bucket: its own KV entries in that bucket and those it borrows.
   allow list). Anything else is decoded as if there were no memo, so a memo
   can make a run faster, never different; a bucket that differs is still
   fetched and compared field by field.
+- **Values not spilled.** When a run left a memo file for every work bucket
+  (:meth:`Memos.complete`), the readers spill where each entry is, not its
+  value, and a worker reads again from Redis only the keys of the buckets it
+  decodes (:attr:`~phasegate.parity.spill.Folder.reread`). A bucket whose
+  entries hash differently the second time (changed between the reads) is
+  decoded as read but makes no memo.
 - **Where memos live.** A local folder (``--memo-dir``; never the stores, so a
   gate on given servers still only reads them), under a fingerprint of the code
   that decodes (every phasegate module and each mapping's modules, Python's and
@@ -38,7 +44,7 @@ import pickle
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cache, cached_property
 from pathlib import Path
@@ -160,6 +166,16 @@ class Memos:
     def path(self, w: int) -> Path:
         return self.folder / f"{w:04d}-{self.tag}.pickle"
 
+    def complete(self, work: int) -> bool:
+        """Whether a run left a memo file for each of the ``work`` work buckets: then
+        most buckets are expected to be answered, and the readers need not spill
+        values (:attr:`~phasegate.parity.spill.Folder.reread`)."""
+        return all(self.path(w).is_file() for w in range(work))
+
+    def with_raw(self, raw: RawHashes) -> Memos:
+        """These memos with this run's raw hashes."""
+        return replace(self, raw=raw)
+
     def load(self, w: int) -> Memo:
         """The work bucket's memos; none when there are none or they cannot be read
         (a memo is only ever a shortcut)."""
@@ -189,14 +205,15 @@ class Memos:
             raise
 
 
-def memos_for(root: Path, kv: redis.Redis, raw: RawHashes, work: int, share: object) -> Memos:
+def memos_for(root: Path, kv: redis.Redis, work: int, share: object) -> Memos:
     """The memos under ``root`` of the keyspace ``kv`` reads (by server and DB, never
-    its password), for a run of ``work`` work buckets and ``share``."""
+    its password), for a run of ``work`` work buckets and ``share``; the run's raw
+    hashes are added once the keyspace is read (:meth:`Memos.with_raw`)."""
     kwargs = kv.connection_pool.connection_kwargs
     where = "|".join(str(kwargs.get(k)) for k in ("host", "port", "path", "db"))
     store = hashlib.sha256(where.encode()).hexdigest()[:16]
     tag = f"of{work}-share{str(share).replace('/', 'of')}"
-    return Memos(root.expanduser() / code_fingerprint() / store, tag, raw)
+    return Memos(root.expanduser() / code_fingerprint() / store, tag, {})
 
 
 def scope_key(seed: int, rate: float, allow: object) -> bytes:

@@ -5,9 +5,11 @@ of names to one of the readers in turn. A reader reads the batch's values
 (MGET, one read-only Lua call per batch of containers), classifies every key,
 splits each mapped entry by record bucket
 (:func:`~phasegate.parity.buckets.split`) and spills it to its own file per work
-bucket. Reading values, parsing replies and routing is most of the work, and
-readers do it on both cores at once (threads would share one GIL). A reader's
-error (a store that stops answering) is raised in the parent as it was raised.
+bucket (or only where it is, when memos are expected to answer:
+:attr:`~phasegate.parity.spill.Folder.reread`). Reading values, parsing replies
+and routing is most of the work, and readers do it on both cores at once
+(threads would share one GIL). A reader's error (a store that stops answering)
+is raised in the parent as it was raised.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import IO, Any
 import redis
 
 from phasegate.inventory import classified_batch, key_finding
-from phasegate.keyspace import Reader, scan_keys
+from phasegate.keyspace import Reader, key_text, scan_keys
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
@@ -32,6 +34,7 @@ from phasegate.parity.judge import answer
 from phasegate.parity.memo import MASK, item_hash
 from phasegate.parity.spill import Folder, Spill
 from phasegate.parity.tally import KeyspaceFacts, Tally
+from phasegate.stores import kv_from_params, kv_params
 
 Batch = tuple[str, list[bytes]]
 
@@ -48,7 +51,7 @@ def read_kv(
     """Read and spill every key (of ``share``); ``folder.readers`` processes, or this
     one when 0. ``on_keys`` hears of each batch of key names as it is handed out;
     ``hashing``: the facts hold the raw hashes for the decode memos."""
-    params = _client_params(kv)
+    params = kv_params(kv)
     if folder.readers == 0 or params is None:
         batches = (("", keys) for keys in _counted(scan_keys(kv), on_keys))
         return spill_batches(kv, batches, types, folder, 0, share=share, hashing=hashing)
@@ -107,8 +110,10 @@ def spill_batches(
     raw = facts.raw
     spill = Spill([folder.kv(me, w) for w in range(folder.work)])
     reader = Reader(client)
+    lazy = folder.reread is not None
     try:
         for rtype, keys in batches:
+            names: dict[str, bytes] | None = None
             for entry, where in classified_batch(reader, rtype, keys, wanted):
                 mine = share.owns_key(entry.key)
                 facts.total_keys += mine
@@ -132,10 +137,20 @@ def spill_batches(
                     if entry.value is None:
                         continue
                     mapping = MAPPINGS[where.type_id]
+                    if lazy:
+                        if "\\" in entry.key:  # maybe escaped bytes: the name as SCAN gave it
+                            names = names or {key_text(k): k for k in keys}
+                            name = names[entry.key]
+                        else:
+                            name = entry.key.encode()
                     for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
                         if share.owns(bucket):
                             item = (where.type_id, where.variant, part.key, part.rtype, part.value)
-                            spill.put(bucket % folder.work, ("kv", *item, bucket))
+                            if lazy:
+                                where_it_is = (where.type_id, where.variant, name, part.rtype)
+                                spill.put(bucket % folder.work, ("at", *where_it_is, bucket))
+                            else:
+                                spill.put(bucket % folder.work, ("kv", *item, bucket))
                             if hashing:
                                 at = (where.type_id, bucket)
                                 raw[at] = (raw.get(at, 0) + item_hash(*item)) & MASK
@@ -147,8 +162,7 @@ def spill_batches(
 def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
     """In a reader process: batches from ``stream`` until None."""
     _kind, params, types, folder, me, share, hashing = job
-    cls, kwargs = params
-    client = redis.Redis(connection_pool=redis.ConnectionPool(connection_class=cls, **kwargs))
+    client = kv_from_params(params)
 
     def batches() -> Iterator[Batch]:
         while (batch := pickle.load(stream)) is not None:
@@ -158,21 +172,6 @@ def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
         return spill_batches(client, batches(), types, folder, me, share=share, hashing=hashing)
     finally:
         client.close()
-
-
-_PLAIN = (str, int, float, bool, bytes, type(None))
-
-
-def _client_params(kv: redis.Redis) -> tuple[type, dict[str, Any]] | None:
-    """How to open the same connection in another process (the same server, user,
-    DB and timeouts), or None when the client holds what cannot travel (a
-    credential provider): then this process reads."""
-    pool = kv.connection_pool
-    kwargs = dict(pool.connection_kwargs)
-    if kwargs.get("credential_provider") is not None:
-        return None
-    plain = {k: v for k, v in kwargs.items() if isinstance(v, _PLAIN) and not k.startswith("orig_")}
-    return pool.connection_class, plain
 
 
 class _Reader:

@@ -1,19 +1,25 @@
 """The comparison pass's spill folder: one file per reader and work bucket.
 
-Readers write KV entries, already split by record bucket, to ``kv<r>-<w>``; the
-parent writes the fetched Postgres rows to ``pg-<w>``; the digest step keeps the
-records of buckets that differ in ``kept-<w>``, and the backfill's workers write
-the rows to load, as COPY text, to ``rows-<w>-<type>``. A file is a stream of pickled
-chunks, so neither side holds more than a chunk of it at once.
+Readers write KV entries, already split by record bucket, to ``kv<r>-<w>``: the
+entries themselves, or, when the run's decode memos are expected to answer for
+most buckets (:mod:`phasegate.parity.memo`), only where each is (type, variant,
+key, TYPE, bucket): a worker then reads again from Redis the few keys of the
+buckets it must decode (:attr:`Folder.reread`). The parent writes the fetched
+Postgres rows to ``pg-<w>``; the digest step keeps the records of buckets that
+differ in ``kept-<w>``, and the backfill's workers write the rows to load, as
+COPY text, to ``rows-<w>-<type>``. A file is a stream of pickled chunks, so
+neither side holds more than a chunk of it at once.
 """
 
 from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from phasegate.stores import KvParams
 
 CHUNK = 1000  # items per pickled chunk, at most
 PENDING = 16_000  # items a writer holds unwritten across all its files, at most
@@ -36,11 +42,14 @@ def work_buckets(keys: int) -> int:
 
 @dataclass(frozen=True)
 class Folder:
-    """Where a pass's files are: ``work`` work buckets written by ``readers`` readers."""
+    """Where a pass's files are: ``work`` work buckets written by ``readers`` readers;
+    with ``reread``, the KV files hold where each entry is, not its value, and the
+    values are read again from that server when needed."""
 
     path: Path
     work: int
     readers: int
+    reread: KvParams | None = field(default=None, repr=False)  # holds the password
 
     def kv(self, reader: int, bucket: int) -> Path:
         return self.path / f"kv{reader}-{bucket:03d}.pickle"
