@@ -42,14 +42,16 @@ def canonical_handle(raw: str, field: str = "handle") -> str:
     """
     if not isinstance(raw, str):
         raise DecodeError(f"expected a handle, got {raw!r}", field)
-    handle = _canonical(raw)
+    handle = canonical_text(raw)
     if not handle:
         raise DecodeError(f"empty handle {raw!r}", field)
     return handle
 
 
 @lru_cache(maxsize=1 << 18)
-def _canonical(raw: str) -> str:
+def canonical_text(raw: str) -> str:
+    """The canonical form of a handle string, empty when nothing is left (what
+    :func:`canonical_handle` calls an error)."""
     # Cached: a keyspace names far fewer people than it holds handle fields (28k
     # spellings in 1.7 million at 12mo), and the readers route every message by its pair.
     return raw.strip().lstrip("@").strip().lower()

@@ -186,10 +186,11 @@ def judge_work_bucket(
             if judged.misrouted and judged.hits:
                 # A record decoded in another bucket than its entries' (a router that
                 # disagrees with the record's bucket): no memo is trusted for the type.
-                if folder.reread is not None:
-                    groups, _ = _entries_by_group(folder, w, _needed({type_id: None}))
+                whole = groups
+                if folder.reread is not None:  # only the todo buckets were read: read all
+                    whole, _ = _entries_by_group(folder, w, _needed({type_id: None}))
                 again = out[type_id] = Judged()
-                _decode_fresh(mapping, groups, None, again, scope=scope, key=key, raws=None)
+                _decode_fresh(mapping, whole, None, again, scope=scope, key=key, raws=None)
     if memos is not None:
         memo = {t: e for t, e in old.items() if t not in out}
         for type_id, judged in out.items():

@@ -133,7 +133,10 @@ def spill_batches(
                     assert where.type_id is not None
                     assert where.variant is not None
                     if mine:
-                        facts.keys.setdefault(where.type_id, Counter())[where.variant] += 1
+                        counts = facts.keys.get(where.type_id)
+                        if counts is None:
+                            counts = facts.keys[where.type_id] = Counter()
+                        counts[where.variant] += 1
                     if entry.value is None:
                         continue
                     mapping = MAPPINGS[where.type_id]
