@@ -62,14 +62,12 @@ def pair_bucket(first: object, second: object, buckets: int) -> int:
 
 
 def _str_pair_bucket(first: str, second: str, buckets: int) -> int:
-    # bucket_of(bucket_text(...)) of the canonical pair, inlined: the readers route
-    # every copy of every message here (730k at 12mo); the handles' forms are cached.
+    # The readers route every copy of every message here (730k at 12mo); the
+    # handles' canonical forms are cached.
     one, other = canonical_text(first), canonical_text(second)
     if not one or not other:
         return 0  # an empty handle: decoding reports it
-    text = f"{one}\x1f{other}" if one <= other else f"{other}\x1f{one}"
-    digest = hashlib.md5(text.encode("utf-8", "surrogatepass")).digest()
-    return (int.from_bytes(digest[:8], "big") >> 4) % buckets
+    return bucket_of(bucket_text((one, other)), buckets)
 
 
 def split_hash_fields(

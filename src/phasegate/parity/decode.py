@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding
-from phasegate.keyspace import KvEntry, Reader, key_text
+from phasegate.keyspace import KvEntry, Reader, key_text, read_batch
 from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
 from phasegate.parity.buckets import record_bucket, split
@@ -66,30 +66,28 @@ def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, R
             for _kind, type_id, variant, key, rtype, value, bucket in read_chunks(path):
                 groups[type_id][bucket].append((variant, KvEntry(key, rtype, value)))
         return groups, {}
-    places: dict[tuple[str, bytes], tuple[str, str]] = {}  # (type, key) -> (variant, TYPE)
+    places: dict[bytes, tuple[str, str, str]] = {}  # key name -> (type, variant, TYPE)
     spilled: set[tuple[str, int]] = set()  # the (type, bucket)s this work bucket holds
     for path in folder.kv_all(w):
         for _kind, type_id, variant, name, rtype, bucket in read_chunks(path):
             if type_id in needed and ((need := needed[type_id]) is None or bucket in need):
-                places[type_id, name] = (variant, rtype)
+                places[name] = (type_id, variant, rtype)
                 spilled.add((type_id, bucket))
     raw: RawHashes = {}
-    if not places:
+    by_rtype: dict[str, list[bytes]] = defaultdict(list)
+    for name, (_type, _variant, rtype) in places.items():
+        by_rtype[rtype].append(name)
+    if not by_rtype:
         return groups, raw
-    by_rtype: dict[str, list[tuple[str, bytes, str]]] = defaultdict(list)
-    for (type_id, name), (variant, rtype) in places.items():
-        by_rtype[rtype].append((type_id, name, variant))
+    where = {key_text(name): place for name, place in places.items()}
     client = kv_from_params(folder.reread)
     try:
         reader = Reader(client)
-        for rtype, keys in by_rtype.items():
-            for at in range(0, len(keys), REREAD_BATCH):
-                batch = keys[at : at + REREAD_BATCH]
-                values = reader.read(rtype, [name for _t, name, _v in batch])
-                for (type_id, name, variant), value in zip(batch, values, strict=True):
-                    if value is None or (rtype != "string" and not value):
-                        continue  # gone since the first read
-                    entry = KvEntry(key_text(name), rtype, value)
+        for rtype, names in by_rtype.items():
+            for at in range(0, len(names), REREAD_BATCH):
+                # read_batch skips a key gone since the first read
+                for entry in read_batch(reader, rtype, names[at : at + REREAD_BATCH], _any):
+                    type_id, variant, _rtype = where[entry.key]
                     for bucket, part in split(MAPPINGS[type_id], variant, entry, DIGEST_BUCKETS):
                         if (type_id, bucket) not in spilled:
                             continue  # another bucket's part, or one not asked for
@@ -99,6 +97,10 @@ def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, R
     finally:
         client.close()
     return groups, raw
+
+
+def _any(_key: str, _rtype: str) -> bool:
+    return True
 
 
 def _needed(todo: dict[str, set[int] | None]) -> Needed:
