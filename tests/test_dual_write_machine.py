@@ -115,9 +115,20 @@ class DualWriteMachine(RuleBasedStateMachine):
         self.days = itertools.count()
         self.touched: set[str] = set()
         self.acked: dict[str, dict[str, Any] | None] = {}  # label -> as acknowledged
+        # Handles deleted and not registered again. A bundle can hold one handle
+        # twice (registering it again is acknowledged), so consuming one copy on
+        # delete does not retire it.
+        self.deleted: set[str] = set()
 
-    def _write(self, op: str, body: dict[str, Any]) -> bool:
-        """One app write; True when acknowledged (refusals and 503s are normal here)."""
+    def _write(self, op: str, body: dict[str, Any], *actors: str) -> bool:
+        """One app write; True when acknowledged (refusals and 503s are normal here).
+
+        Only a registered handle acts, as in the app: a write by a deleted user
+        accepted into KV while Postgres was down or behind can never land there
+        (its foreign key refuses it), which reconcile reports and cannot close
+        (see the last test below). Such a write is not issued."""
+        if self.deleted.intersection(actors):
+            return False
         try:
             change = self.loop.run_until_complete(self.writer.write(op, "dual", body))
         except (StoresDownError, WriteError):
@@ -133,37 +144,39 @@ class DualWriteMachine(RuleBasedStateMachine):
 
     @rule(target=handles, name=st.sampled_from(["ana", "bo", "cy-d"]))
     def register(self, name: str) -> Any:
-        """Only a registered handle acts afterwards, as in the app: a write by a
-        non-user accepted into KV while Postgres was down could never land."""
-        return name if self._write("user_register", {"handle": name}) else multiple()
+        """Only a registered handle acts afterwards (see ``_write``)."""
+        if not self._write("user_register", {"handle": name}):
+            return multiple()
+        self.deleted.discard(name)
+        return name
 
     @rule(a=handles, b=handles, text=TEXT)
     def send_message(self, a: str, b: str, text: str) -> None:
-        self._write("send_message", {"from": a, "to": b, "text": text})
+        self._write("send_message", {"from": a, "to": b, "text": text}, a, b)
 
     @rule(a=handles, b=handles)
     def mark_thread_read(self, a: str, b: str) -> None:
-        self._write("mark_thread_read", {"handle": a, "other": b})
+        self._write("mark_thread_read", {"handle": a, "other": b}, a, b)
 
     @rule(a=handles, text=TEXT)
     def board_post(self, a: str, text: str) -> None:
-        self._write("board_post", {"author": a, "content": text, "category": "idea"})
+        self._write("board_post", {"author": a, "content": text, "category": "idea"}, a)
 
     @rule(a=handles, skip=st.integers(0, 2))
     def streak_checkin(self, a: str, skip: int) -> None:
         for _ in range(skip):
             next(self.days)
         day = f"2030-01-{1 + next(self.days) % 28:02d}"
-        self._write("streak_checkin", {"handle": a, "day": day})
+        self._write("streak_checkin", {"handle": a, "day": day}, a)
 
     @rule(target=codes, a=handles)
     def invite_create(self, a: str) -> Any:
         code = f"VIBE-{len(self.touched):04d}-{a[:4].upper()}"
-        return code if self._write("invite_create", {"handle": a, "code": code}) else multiple()
+        return code if self._write("invite_create", {"handle": a, "code": code}, a) else multiple()
 
     @rule(code=codes, a=handles)
     def invite_redeem(self, code: str, a: str) -> None:
-        self._write("invite_redeem", {"code": code, "handle": a})
+        self._write("invite_redeem", {"code": code, "handle": a}, a)
 
     @rule(a=handles, b=handles, answer=st.sampled_from(["request", "accept", "block"]))
     def connection(self, a: str, b: str, answer: str) -> None:
@@ -172,19 +185,20 @@ class DualWriteMachine(RuleBasedStateMachine):
             "accept": "connection_accept",
             "block": "connection_block",
         }[answer]
-        self._write(op, {"from": a, "to": b})
+        self._write(op, {"from": a, "to": b}, a, b)
 
     @rule(a=handles, b=handles)
     def friend_add(self, a: str, b: str) -> None:
-        self._write("friend_add", {"handle": a, "friend": b})
+        self._write("friend_add", {"handle": a, "friend": b}, a, b)
 
     @rule(a=handles, b=handles, kind=st.sampled_from(GAME_TYPES))
     def game_record(self, a: str, b: str, kind: str) -> None:
-        self._write("game_record", {"type": kind, "players": [a, b], "winner": a})
+        self._write("game_record", {"type": kind, "players": [a, b], "winner": a}, a, b)
 
     @rule(a=consumes(handles))
     def user_delete(self, a: str) -> None:
-        self._write("user_delete", {"handle": a})
+        if self._write("user_delete", {"handle": a}):
+            self.deleted.add(a)
 
     # Faults are four rules of their own, so sequences often cut and heal a store
     # between two writes of one record (the case an out-of-order replay breaks).
@@ -242,9 +256,12 @@ class DualWriteMachine(RuleBasedStateMachine):
         try:
             self.reconcile_and_agree()
         finally:
-            self.loop.run_until_complete(self.kv.aclose())
-            self.loop.run_until_complete(self.pool.close())
-            self.loop.close()
+            self.close()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.kv.aclose())
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
 
 
 def test_random_writes_and_faults_reconcile_to_agreement(stores: Stores) -> None:
@@ -287,3 +304,41 @@ def test_a_kv_miss_replayed_after_a_newer_write(stores: Stores, defects: frozens
             machine.teardown()
     finally:
         DualWriteMachine.defects = frozenset()
+
+
+def test_a_deleted_users_write_that_can_never_land_is_reported(stores: Stores) -> None:
+    """A case random search found (shrunk), before the machine retired deleted
+    handles: 'bo' is registered twice, deleted while KV is cut, and records a game
+    while Postgres is cut. KV takes the game; Postgres never can (the winner is
+    no user). Reconcile must not call that closed: it names the game and the
+    foreign key that refuses it."""
+    DualWriteMachine.stores = stores
+    machine = DualWriteMachine()
+    machine.cut_kv()
+    first = machine.register("bo")
+    second = machine.register(first)
+    machine.game_record(first, second, "werewolf")
+    machine.user_delete(second)
+    machine.cut_postgres()
+    machine.heal_kv()
+    machine.loop.run_until_complete(machine.writer.catch_up(force=True))  # KV is current
+    machine.deleted.clear()  # the app lets a stale session write; so does this test
+    machine.game_record(first, first, "twotruths")
+    (game_id,) = [
+        label for label, r in machine.acked.items() if r and r.get("game_type") == "twotruths"
+    ]
+    try:
+        machine.stores.pg_proxy.heal()
+        machine.loop.run_until_complete(machine.writer.catch_up(force=True))
+        kv = redis.Redis.from_url(stores.kv_url)
+        with psycopg.connect(stores.pg_url, autocommit=True) as pg:
+            done = reconcile(kv, pg, machine.journal)
+        kv.close()
+    finally:
+        machine.close()
+    assert not done.closed
+    assert done.still_different == {}
+    assert done.differences_after["games"] == 1
+    (why,) = done.repair_failed["games"]
+    assert why.startswith(f"{game_id}: insert or update on table")
+    assert "games_winner_fkey" in why
