@@ -257,3 +257,38 @@ def test_a_key_name_that_is_not_utf8_is_read_again_by_its_bytes(
         assert memoized == fresh
         shown = str(fresh.types["board"].findings) + str(fresh.types["board"].differences)
         assert "\\xff" in shown, shown
+
+
+def _routes(root: Path) -> dict[int, object]:
+    """Every route the readers kept, by whole-entry hash (parts in any order: a set
+    splits in its members' order, which differs between processes)."""
+    out: dict[int, object] = {}
+    for path in root.rglob("*.routes"):
+        with path.open("rb") as fh:
+            while True:
+                try:
+                    batch = pickle.load(fh)
+                except EOFError:
+                    break
+                out.update({h: r if isinstance(r, int) else sorted(r) for h, r in batch.items()})
+    return out
+
+
+def test_route_memos_are_kept_beside_the_memos_and_a_bad_one_is_no_memo(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Each reader keeps where its entries went (whole-entry hash -> route, a dict per
+    batch); an unchanged keyspace keeps the same routes again, and a route memo
+    that cannot be read is split afresh: the pass is the fresh pass either way."""
+    for m in make(sandbox):
+        fresh = _compare(m, None)
+        assert _compare(m, tmp_path) == fresh
+        first = _routes(tmp_path)
+        mapped = sum(n for counts in fresh.keyspace.keys.values() for n in counts.values())
+        assert 0 < len(first) <= mapped
+        assert _compare(m, tmp_path) == fresh
+        assert _routes(tmp_path) == first
+        for path in tmp_path.rglob("*.routes"):
+            path.write_bytes(b"not a route memo")
+        assert _compare(m, tmp_path) == fresh
+        assert _routes(tmp_path) == first

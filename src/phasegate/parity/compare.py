@@ -123,9 +123,11 @@ def spill_folder(
     the readers spill where each entry is, not its value, and the workers read
     again the keys of the few buckets the memos do not answer (unless the client
     cannot be opened in another process): writing values nobody reads was a third
-    of a memoized pass."""
+    of a memoized pass. With memos, the readers keep route memos beside them
+    (:mod:`.routes`)."""
     reread = kv_params(kv) if memos is not None and memos.complete(work) else None
-    return Folder(path, work, workers, reread)
+    routes = None if memos is None else memos.folder / f"routes-{memos.tag}"
+    return Folder(path, work, workers, reread, routes)
 
 
 def work_buckets_for(kv: redis.Redis) -> int:

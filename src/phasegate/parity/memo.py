@@ -27,6 +27,9 @@ type's digest bucket: its own KV entries in that bucket and those it borrows.
   decodes (:attr:`~phasegate.parity.spill.Folder.reread`). A bucket whose
   entries hash differently the second time (changed between the reads) is
   decoded as read but makes no memo.
+- **Routes.** Beside the memos each reader keeps where its entries went, by the
+  hash of the whole entry, so an unchanged entry is not parsed and routed again
+  (:mod:`.routes`).
 - **Where memos live.** A local folder (``--memo-dir``; never the stores, so a
   gate on given servers still only reads them), under a fingerprint of the code
   that decodes (every phasegate module and each mapping's modules, Python's and

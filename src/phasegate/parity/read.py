@@ -26,12 +26,13 @@ from typing import IO, Any
 import redis
 
 from phasegate.inventory import classified_batch, key_finding
-from phasegate.keyspace import Reader, key_text, scan_keys
+from phasegate.keyspace import KvEntry, Reader, key_text, scan_keys
 from phasegate.mappings import MAPPINGS
 from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
 from phasegate.parity.judge import answer
 from phasegate.parity.memo import MASK, item_hash
+from phasegate.parity.routes import Route, RouteMemo
 from phasegate.parity.spill import Folder, Spill
 from phasegate.parity.tally import KeyspaceFacts, Tally
 from phasegate.stores import kv_from_params, kv_params
@@ -104,16 +105,21 @@ def spill_batches(
     entries (or parts) in ``share``'s buckets, the facts of the keys it owns; with
     ``hashing``, the raw hash of each (type, digest bucket) (:mod:`.memo`)."""
     wanted = set(types)
-    for type_id in types:
-        wanted.update(MAPPINGS[type_id].borrows)
+    for borrowing in types:
+        wanted.update(MAPPINGS[borrowing].borrows)
     facts = KeyspaceFacts()
     raw = facts.raw
     spill = Spill([folder.kv(me, w) for w in range(folder.work)])
     reader = Reader(client)
     lazy = folder.reread is not None
+    memo_path = folder.route_memo(me) if hashing else None
+    routes = None if memo_path is None else RouteMemo(memo_path)
+    ok = False
     try:
         for rtype, keys in batches:
             names: dict[str, bytes] | None = None
+            last = {} if routes is None else routes.last()
+            kept: dict[int, Route] = {}
             for entry, where in classified_batch(reader, rtype, keys, wanted):
                 mine = share.owns_key(entry.key)
                 facts.total_keys += mine
@@ -130,36 +136,77 @@ def spill_batches(
                     if mine:
                         facts.wrong_type.setdefault(finding.type_id, Tally()).note(str(finding))
                 else:
-                    assert where.type_id is not None
-                    assert where.variant is not None
+                    type_id, variant = where.type_id, where.variant
+                    assert type_id is not None
+                    assert variant is not None
                     if mine:
-                        counts = facts.keys.get(where.type_id)
+                        counts = facts.keys.get(type_id)
                         if counts is None:
-                            counts = facts.keys[where.type_id] = Counter()
-                        counts[where.variant] += 1
-                    if entry.value is None:
-                        continue
-                    mapping = MAPPINGS[where.type_id]
+                            counts = facts.keys[type_id] = Counter()
+                        counts[variant] += 1
+                    mapping = MAPPINGS[type_id]
+                    if entry.value is None or variant in mapping.index_variants:
+                        continue  # nothing to split (see split)
                     if lazy:
                         if "\\" in entry.key:  # maybe escaped bytes: the name as SCAN gave it
                             names = names or {key_text(k): k for k in keys}
                             name = names[entry.key]
                         else:
                             name = entry.key.encode()
-                    for bucket, part in split(mapping, where.variant, entry, DIGEST_BUCKETS):
-                        if share.owns(bucket):
-                            item = (where.type_id, where.variant, part.key, part.rtype, part.value)
-                            if lazy:
-                                where_it_is = (where.type_id, where.variant, name, part.rtype)
-                                spill.put(bucket % folder.work, ("at", *where_it_is, bucket))
-                            else:
+                    if not hashing:
+                        for bucket, part in split(mapping, variant, entry, DIGEST_BUCKETS):
+                            if share.owns(bucket):
+                                item = (type_id, variant, part.key, part.rtype, part.value)
                                 spill.put(bucket % folder.work, ("kv", *item, bucket))
-                            if hashing:
-                                at = (where.type_id, bucket)
-                                raw[at] = (raw.get(at, 0) + item_hash(*item)) & MASK
+                        continue
+                    whole = item_hash(type_id, variant, entry.key, entry.rtype, entry.value)
+                    route = last.get(whole)
+                    split_parts: list[tuple[int, KvEntry]] | None = None
+                    if route is None or not (lazy or isinstance(route, int)):
+                        split_parts = list(split(mapping, variant, entry, DIGEST_BUCKETS))
+                        route = _route(type_id, variant, entry, whole, split_parts)
+                    kept[whole] = route
+                    if isinstance(route, int):
+                        parts: Iterable[tuple[int, str, int]] = ((route, entry.rtype, whole),)
+                    else:
+                        parts = route
+                    for i, (bucket, part_rtype, part_hash) in enumerate(parts):
+                        if not share.owns(bucket):
+                            continue
+                        if lazy:
+                            where_it_is = (type_id, variant, name, part_rtype)
+                            spill.put(bucket % folder.work, ("at", *where_it_is, bucket))
+                        else:
+                            part = entry if split_parts is None else split_parts[i][1]
+                            item = (type_id, variant, part.key, part.rtype, part.value)
+                            spill.put(bucket % folder.work, ("kv", *item, bucket))
+                        at = (type_id, bucket)
+                        raw[at] = (raw.get(at, 0) + part_hash) & MASK
+            if routes is not None:
+                routes.keep(kept)
+        ok = True
     finally:
         spill.close()
+        if routes is not None:
+            routes.close(ok=ok)
     return facts
+
+
+def _route(
+    type_id: str, variant: str, entry: KvEntry, whole: int, parts: list[tuple[int, KvEntry]]
+) -> Route:
+    """Where the entry's parts go (:mod:`.routes`): its bucket when it goes whole to one."""
+    if len(parts) == 1:
+        bucket, part = parts[0]
+        if part is entry or (part.key, part.rtype, part.value) == (
+            entry.key,
+            entry.rtype,
+            entry.value,
+        ):
+            return bucket
+    return tuple(
+        (b, p.rtype, item_hash(type_id, variant, p.key, p.rtype, p.value)) for b, p in parts
+    )
 
 
 def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:

@@ -44,12 +44,19 @@ def work_buckets(keys: int) -> int:
 class Folder:
     """Where a pass's files are: ``work`` work buckets written by ``readers`` readers;
     with ``reread``, the KV files hold where each entry is, not its value, and the
-    values are read again from that server when needed."""
+    values are read again from that server when needed; with ``routes``, each
+    reader keeps its route memo there (:mod:`.routes`)."""
 
     path: Path
     work: int
     readers: int
     reread: KvParams | None = field(default=None, repr=False)  # holds the password
+    routes: Path | None = None  # a file-name prefix in the memo folder
+
+    def route_memo(self, reader: int) -> Path | None:
+        if self.routes is None:
+            return None
+        return self.routes.with_name(f"{self.routes.name}-r{reader}of{self.readers}.routes")
 
     def kv(self, reader: int, bucket: int) -> Path:
         return self.path / f"kv{reader}-{bucket:03d}.pickle"
