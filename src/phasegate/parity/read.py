@@ -164,7 +164,7 @@ def spill_batches(
                     split_parts: list[tuple[int, KvEntry]] | None = None
                     if route is None or not (lazy or isinstance(route, int)):
                         split_parts = list(split(mapping, variant, entry, DIGEST_BUCKETS))
-                        route = _route(type_id, variant, entry, whole, split_parts)
+                        route = _route(type_id, variant, entry, split_parts)
                     kept[whole] = route
                     if isinstance(route, int):
                         parts: Iterable[tuple[int, str, int]] = ((route, entry.rtype, whole),)
@@ -192,9 +192,7 @@ def spill_batches(
     return facts
 
 
-def _route(
-    type_id: str, variant: str, entry: KvEntry, whole: int, parts: list[tuple[int, KvEntry]]
-) -> Route:
+def _route(type_id: str, variant: str, entry: KvEntry, parts: list[tuple[int, KvEntry]]) -> Route:
     """Where the entry's parts go (:mod:`.routes`): its bucket when it goes whole to one."""
     if len(parts) == 1:
         bucket, part = parts[0]
