@@ -215,3 +215,48 @@ def test_a_database_without_the_schema_is_a_clear_error(
         conn.execute("CREATE TABLE users (handle text PRIMARY KEY)")
         with pytest.raises(ServerError, match=r"users\.username: missing"):
             backfill(seeded_kv, conn, types=["users"])
+
+
+def test_with_foreign_keys_users_load_first_and_the_rest_after_them(
+    seeded_kv: redis.Redis, schema_pg: PgConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Users deleted with everything naming them (ON DELETE CASCADE) come back whole:
+    with the keys in place, the load goes type by type, users first, not bucket by
+    bucket as the workers finish."""
+    backfill(seeded_kv, schema_pg)
+    add_foreign_keys(schema_pg, create_missing=True)  # stub users for system accounts
+    expected = tables(schema_pg)
+    schema_pg.execute(
+        "DELETE FROM users WHERE handle IN (SELECT m.from_user FROM messages m "
+        "JOIN users u ON u.handle = m.from_user WHERE u.metadata->>'stub' IS NULL "
+        "GROUP BY m.from_user ORDER BY count(*) DESC LIMIT 20)"  # not the system stubs
+    )
+    assert tables(schema_pg)["messages"] != expected["messages"]
+
+    def unordered(*_args: object) -> None:
+        raise AssertionError("loaded as decoded while foreign keys order the tables")
+
+    monkeypatch.setattr("phasegate.backfill._load_as_decoded", unordered)
+    again = backfill(seeded_kv, schema_pg, restart=True)
+    assert again.types["users"].inserted == 20
+    assert again.types["messages"].inserted > 0
+    assert tables(schema_pg) == expected
+
+
+def test_the_load_as_workers_finish_equals_the_load_after_them(
+    seeded_kv: redis.Redis, schema_pg: PgConn, second_pg: tuple[str, PgConn]
+) -> None:
+    """Without foreign keys each work bucket is loaded once its worker has written it,
+    beside the decoding of the rest; rows and counts are those of the in-process run
+    (which decodes everything, then loads type by type)."""
+    _url, other = second_pg
+    decoded_first = backfill(seeded_kv, other, workers=0)
+    as_finished = backfill(seeded_kv, schema_pg)
+    assert tables(schema_pg) == tables(other)
+    for type_id, result in as_finished.types.items():
+        theirs = decoded_first.types[type_id]
+        assert (result.records, result.inserted, result.batches) == (
+            theirs.records,
+            theirs.inserted,
+            theirs.batches,
+        ), type_id

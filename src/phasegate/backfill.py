@@ -10,8 +10,11 @@ The backfill is the comparison pass with a load at its end, bucket by bucket:
    skipped: Postgres already holds exactly those rows (a re-run of an unchanged
    keyspace writes nothing). The rows of every other bucket are written as
    COPY text (:mod:`phasegate.parity.copytext`), sorted by record key.
-3. Load, type by type (users first, for the foreign keys), in transactions of
-   ``batch_rows`` rows: into an empty table, ``COPY`` straight in; otherwise
+3. Load, in transactions of ``batch_rows`` rows. With no foreign key between
+   the tables (before ``phasegate fk add``), a work bucket is loaded as soon as
+   its worker has written it, while the workers decode the rest; with them,
+   type by type once every bucket is decoded, users first. Into a table empty
+   at the start, ``COPY`` straight in; otherwise
    ``COPY`` into a temporary staging table, then
 
    * ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``: new rows (exact count);
@@ -30,8 +33,11 @@ so the result equals an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -58,6 +64,7 @@ from phasegate.parity.compare import (
 )
 from phasegate.parity.judge import LoadPart, run_job
 from phasegate.parity.memo import memos_for
+from phasegate.parity.spill import Folder
 from phasegate.parity.tally import KeyspaceFacts
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S
@@ -65,6 +72,7 @@ from phasegate.stores import DEFAULT_TIMEOUT_S
 BATCH_ROWS = 50_000
 WORKERS = 2  # reader and decoder processes; 0 reads and decodes in this process
 EXAMPLES = 10  # changed rows shown per type
+POLL_S = 0.05  # how often the loader looks for a work bucket the workers finished
 
 
 class BackfillBlockedError(PhasegateError):
@@ -143,7 +151,8 @@ class Progress:
         """The keyspace is read; the workers decode and digest."""
 
     def rows(self, type_id: str, done: int, total: int) -> None:
-        """``done`` of the ``total`` rows of ``type_id`` to load are committed."""
+        """``done`` of the ``total`` rows of ``type_id`` to load are committed (while
+        the workers still decode, ``total`` is an estimate from the buckets seen)."""
 
 
 PgConn = psycopg.Connection[tuple[object, ...]]
@@ -195,22 +204,27 @@ def backfill(
         memos = None if memos is None else memos.with_raw(facts.raw)
         progress.decoding()
         shares = [list(range(buckets))[w :: max(1, workers)] for w in range(max(1, workers))]
-        parts = {t: LoadPart() for t in types}
         jobs = [("load", folder, mine, types, memo_scope, pg_digests, memos) for mine in shares]
-        for done in run_jobs(jobs) if workers else map(run_job, jobs):
-            for type_id, part in done.items():
-                parts[type_id].add(part)
+        loads = {
+            t: _Load(pg, run_id, MAPPINGS[t], TypeResult(t), progress, _is_empty(pg, MAPPINGS[t]))
+            for t in types
+        }
+        if workers and not _ordered(pg, types):
+            parts = _load_as_decoded(jobs, folder, buckets, loads, batch_rows)
+        else:
+            parts = _gather(run_jobs(jobs) if workers else map(run_job, jobs), types)
+            for type_id, load in loads.items():
+                load.total = parts[type_id].written
+                for w in range(buckets):
+                    load.file(folder.rows(type_id, w), batch_rows)
         result = BackfillResult(run_id, resumed, {}, facts)
-        for type_id in types:
+        for type_id, load in loads.items():
             part = parts[type_id]
-            wrong = [f for f in facts.findings if f.type_id == type_id]
-            typed = result.types[type_id] = TypeResult(
-                type_id, part.records, findings=wrong + part.findings
-            )
-            typed.unchanged = typed.skipped_rows = part.unchanged
-            files = [folder.rows(type_id, w) for w in range(buckets)]
-            load = _Load(pg, run_id, MAPPINGS[type_id], typed, progress)
-            load.run(files, part.written, batch_rows)
+            typed = result.types[type_id] = load.result
+            typed.records = part.records
+            typed.findings = [f for f in facts.findings if f.type_id == type_id] + part.findings
+            typed.skipped_rows = part.unchanged
+            typed.unchanged += part.unchanged
             store_findings(pg, run_id, type_id, typed.findings)
     finally:
         workspace.remove()
@@ -256,35 +270,92 @@ def _chunks(path: Path, rows: int) -> Iterator[tuple[bytes, int]]:
             yield b"".join(lines), len(lines)
 
 
+def _gather(done: Iterable[dict[str, LoadPart]], types: Iterable[str]) -> dict[str, LoadPart]:
+    """The workers' parts, type by type."""
+    parts = {t: LoadPart() for t in types}
+    for mine in done:
+        for type_id, part in mine.items():
+            parts[type_id].add(part)
+    return parts
+
+
+def _ordered(pg: PgConn, types: Sequence[str]) -> bool:
+    """Whether a foreign key between two of the tables to load orders their loads."""
+    tables = [MAPPINGS[t].table for t in types]
+    row = pg.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' "
+        "AND conrelid = ANY(%s::text[]::regclass[]) AND confrelid = ANY(%s::text[]::regclass[]))",
+        (tables, tables),
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _load_as_decoded(
+    jobs: list[tuple[Any, ...]],
+    folder: Folder,
+    buckets: int,
+    loads: dict[str, _Load],
+    batch_rows: int,
+) -> dict[str, LoadPart]:
+    """Load each work bucket's rows as soon as its worker has written them, while the
+    workers decode the rest (no foreign key between the tables orders the types).
+    Until the last bucket, each type's total is estimated from the buckets seen."""
+    with ThreadPoolExecutor(max_workers=1) as side:
+        running = side.submit(run_jobs, jobs)
+        waiting = set(range(buckets))
+        seen = dict.fromkeys(loads, 0)
+        while waiting:
+            ready = sorted(w for w in waiting if folder.rows_done(w).exists())
+            if not ready:
+                if running.done():
+                    running.result()  # a worker's error, raised here as it was there
+                    raise RuntimeError(
+                        f"the backfill's workers ended without work buckets {sorted(waiting)}"
+                    )
+                time.sleep(POLL_S)
+                continue
+            for w in ready:
+                written = json.loads(folder.rows_done(w).read_text())
+                waiting.discard(w)
+                for type_id, load in loads.items():
+                    seen[type_id] += written.get(type_id, 0)
+                    load.total = seen[type_id] * buckets // (buckets - len(waiting))
+                    load.file(folder.rows(type_id, w), batch_rows)
+        return _gather(running.result(), loads)
+
+
 @dataclass
 class _Load:
-    """One type's rows to load, from the workers' COPY files, batch by batch."""
+    """One type's rows to load, from the workers' COPY files, batch by batch: into a
+    table empty at the start (``direct``), batches (disjoint keys) are COPYed straight
+    in until one clashes with a row written meanwhile; from then on, merged."""
 
     pg: PgConn
     run_id: str
     mapping: Mapping
     result: TypeResult
     progress: Progress
+    direct: bool
+    total: int = 0  # rows to load, for the progress (an estimate while workers decode)
+    done: int = 0
 
-    def run(self, files: list[Path], total: int, batch_rows: int) -> None:
-        # Into an empty table, batches (disjoint keys) can be COPYed straight in.
-        direct = total > 0 and _is_empty(self.pg, self.mapping)
-        done = 0
-        for path in files:
-            for text, lines in _chunks(path, batch_rows):
-                index = self.result.batches
-                digest = hashlib.blake2b(text, digest_size=16).hexdigest()
-                if direct and self._copy(index, digest, text, lines):
-                    counts = (lines, 0, 0)
-                else:
-                    direct = False
-                    counts = self._merge(index, digest, text, lines)
-                self.result.inserted += counts[0]
-                self.result.updated += counts[1]
-                self.result.unchanged += counts[2]
-                self.result.batches += 1
-                done += lines
-                self.progress.rows(self.mapping.type_id, done, total)
+    def file(self, path: Path, batch_rows: int) -> None:
+        """Load one of the workers' COPY files and remove it."""
+        for text, lines in _chunks(path, batch_rows):
+            index = self.result.batches
+            digest = hashlib.blake2b(text, digest_size=16).hexdigest()
+            if self.direct and self._copy(index, digest, text, lines):
+                counts = (lines, 0, 0)
+            else:
+                self.direct = False
+                counts = self._merge(index, digest, text, lines)
+            self.result.inserted += counts[0]
+            self.result.updated += counts[1]
+            self.result.unchanged += counts[2]
+            self.result.batches += 1
+            self.done += lines
+            self.progress.rows(self.mapping.type_id, self.done, max(self.total, self.done))
+        path.unlink(missing_ok=True)
 
     def _checkpoint(self, index: int, digest: str, counts: tuple[int, int, int]) -> None:
         self.pg.execute(

@@ -12,6 +12,7 @@ for the whole pass.
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -165,7 +166,8 @@ def load_bucket(
 ) -> dict[str, LoadPart]:
     """Judge one work bucket (:func:`judge_work_bucket`); write the rows of buckets
     that differ from Postgres (every row, into an empty table) as COPY text, sorted
-    by record key, to the folder's row file of the type."""
+    by record key, to the folder's row file of the type; then the work bucket's
+    :meth:`~phasegate.parity.spill.Folder.rows_done`."""
     out = {}
     judgeds = judge_work_bucket(
         folder, w, types, pg_digests, memos=memos, scope=scope, counted=False
@@ -190,6 +192,10 @@ def load_bucket(
                     fh.write(b"".join(lines))
                     lines.clear()
             fh.write(b"".join(lines))
+    done = folder.rows_done(w)
+    aside = done.with_suffix(".part")
+    aside.write_text(json.dumps({t: part.written for t, part in out.items()}))
+    aside.rename(done)  # whole or not there: the parent may be waiting for it
     return out
 
 

@@ -7,7 +7,8 @@ key, TYPE, bucket): a worker then reads again from Redis the few keys of the
 buckets it must decode (:attr:`Folder.reread`). The parent writes the fetched
 Postgres rows to ``pg-<w>``; the digest step keeps the records of buckets that
 differ in ``kept-<w>``, and the backfill's workers write the rows to load, as
-COPY text, to ``rows-<w>-<type>``. A file is a stream of pickled chunks, so
+COPY text, to ``rows-<w>-<type>``,
+and then ``rows-<w>.done``. A file is a stream of pickled chunks, so
 neither side holds more than a chunk of it at once.
 """
 
@@ -73,6 +74,11 @@ class Folder:
     def rows(self, type_id: str, bucket: int) -> Path:
         """A work bucket's rows of one type as COPY text (the backfill's)."""
         return self.path / f"rows-{bucket:03d}-{type_id}.copy"
+
+    def rows_done(self, bucket: int) -> Path:
+        """Written once every type's rows of a work bucket are: how many rows each
+        type wrote, as JSON (the backfill loads a work bucket when it appears)."""
+        return self.path / f"rows-{bucket:03d}.done"
 
 
 class Spill:
