@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -12,10 +13,12 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 import redis
+from rich.console import Console
 
 from fixtures.stores import ANCHOR_MS
 from phasegate import schema
 from phasegate.backfill import BackfillBlockedError, backfill
+from phasegate.commands import backfill_with_progress
 from phasegate.errors import ServerError
 from phasegate.fk import add_foreign_keys
 from phasegate.inventory import take_inventory
@@ -260,3 +263,14 @@ def test_the_load_as_workers_finish_equals_the_load_after_them(
             theirs.inserted,
             theirs.batches,
         ), type_id
+
+
+def test_no_progress_bar_is_drawn_before_the_schema_is_found_missing(
+    seeded_kv: redis.Redis, scratch_pg_url: str
+) -> None:
+    """On a terminal, a missing schema is the whole answer: no "reading KV 0/1" above it."""
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=120)
+    with connect_pg(scratch_pg_url) as conn, pytest.raises(ServerError, match="schema apply"):
+        backfill_with_progress(seeded_kv, conn, ["users"], console)
+    assert "reading KV" not in screen.getvalue()

@@ -150,6 +150,9 @@ class Progress:
     def decoding(self) -> None:
         """The keyspace is read; the workers decode and digest."""
 
+    def decoded(self) -> None:
+        """Every work bucket is decoded (rows may have been loaded meanwhile)."""
+
     def rows(self, type_id: str, done: int, total: int) -> None:
         """``done`` of the ``total`` rows of ``type_id`` to load are committed (while
         the workers still decode, ``total`` is an estimate from the buckets seen)."""
@@ -210,9 +213,10 @@ def backfill(
             for t in types
         }
         if workers and not _ordered(pg, types):
-            parts = _load_as_decoded(jobs, folder, buckets, loads, batch_rows)
+            parts = _load_as_decoded(jobs, folder, loads, batch_rows, progress)
         else:
             parts = _gather(run_jobs(jobs) if workers else map(run_job, jobs), types)
+            progress.decoded()
             for type_id, load in loads.items():
                 load.total = parts[type_id].written
                 for w in range(buckets):
@@ -293,15 +297,16 @@ def _ordered(pg: PgConn, types: Sequence[str]) -> bool:
 def _load_as_decoded(
     jobs: list[tuple[Any, ...]],
     folder: Folder,
-    buckets: int,
     loads: dict[str, _Load],
     batch_rows: int,
+    progress: Progress,
 ) -> dict[str, LoadPart]:
     """Load each work bucket's rows as soon as its worker has written them, while the
     workers decode the rest (no foreign key between the tables orders the types).
     Until the last bucket, each type's total is estimated from the buckets seen."""
     with ThreadPoolExecutor(max_workers=1) as side:
         running = side.submit(run_jobs, jobs)
+        buckets = folder.work
         waiting = set(range(buckets))
         seen = dict.fromkeys(loads, 0)
         while waiting:
@@ -314,12 +319,15 @@ def _load_as_decoded(
                     )
                 time.sleep(POLL_S)
                 continue
+            written = [json.loads(folder.rows_done(w).read_text()) for w in ready]
+            waiting.difference_update(ready)
+            for type_id, load in loads.items():
+                seen[type_id] += sum(counts.get(type_id, 0) for counts in written)
+                load.total = seen[type_id] * buckets // (buckets - len(waiting))
+            if not waiting:
+                progress.decoded()
             for w in ready:
-                written = json.loads(folder.rows_done(w).read_text())
-                waiting.discard(w)
                 for type_id, load in loads.items():
-                    seen[type_id] += written.get(type_id, 0)
-                    load.total = seen[type_id] * buckets // (buckets - len(waiting))
                     load.file(folder.rows(type_id, w), batch_rows)
         return _gather(running.result(), loads)
 

@@ -331,10 +331,12 @@ class _Bars(BackfillProgress):
         self.decode = self.progress.add_task("decoding, digesting", total=None, rate="")
         self.started = time.monotonic()
 
+    def decoded(self) -> None:
+        self.progress.update(self.decode, total=1, completed=1)
+
     def rows(self, type_id: str, done: int, total: int) -> None:
         if type_id not in self.tasks:
             if not self.tasks:
-                self.progress.update(self.decode, total=1, completed=1)
                 self.started = time.monotonic()
             self.tasks[type_id] = self.progress.add_task(f"loading {type_id}", rate="")
         rate = done / max(time.monotonic() - self.started, 1e-6)
@@ -357,6 +359,7 @@ def backfill_with_progress(
     """Backfill with progress bars (keys read, rows loaded per type), then a table of
     rows and findings."""
     types = tuple(types)
+    schema.require(pg, types)  # before any bar: a missing table is the whole answer
     with progress_bars(console) as progress:
         bars = _Bars(progress, kv, types)
         result = backfill(
