@@ -18,7 +18,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 from psycopg.types.json import Jsonb
@@ -46,6 +46,22 @@ class Column:
     kind: ColumnKind
     key: bool = False
     handle: bool = False
+
+
+_T = TypeVar("_T")
+_PER_COLUMN: dict[tuple[int, Callable[[Column], Any]], tuple[tuple[Column, ...], Any]] = {}
+
+
+def per_column(columns: tuple[Column, ...], make: Callable[[Column], _T]) -> tuple[_T, ...]:
+    """``make`` of each column, made once per tuple of columns. The tuple is kept by
+    its identity: hashing the columns themselves, once per row, cost more than the
+    row's text."""
+    key = (id(columns), make)
+    hit = _PER_COLUMN.get(key)
+    if hit is None or hit[0] is not columns:
+        hit = _PER_COLUMN[key] = (columns, tuple(make(c) for c in columns))
+    made: tuple[_T, ...] = hit[1]
+    return made
 
 
 @dataclass(frozen=True)

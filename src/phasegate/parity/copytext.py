@@ -37,7 +37,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from phasegate.mappings.base import Mapping, Record
+from phasegate.mappings.base import Column, Mapping, Record, per_column
 
 NULL = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -74,13 +74,25 @@ def field_copy_text(kind: str, value: Any) -> str:
     return _TEXT[kind](value)
 
 
+# Kinds whose text never holds what COPY escapes (digits, signs, t/f, ISO dates).
+_PLAIN = frozenset({"int", "bool", "ts", "date", "date[]"})
+_Cell = tuple[str, Callable[[Any], str], bool]  # column, its text, whether escaped
+
+
+def _cell(column: Column) -> _Cell:
+    return column.name, _TEXT[column.kind], column.kind not in _PLAIN
+
+
 def copy_line(mapping: Mapping, record: Record) -> str:
     """The record as one line of COPY text (with its newline)."""
+    get = record.get
     cells = []
-    for column in mapping.columns:
-        value = record.get(column.name)
+    for name, text, escaped in per_column(mapping.columns, _cell):
+        value = get(name)
         if value is None:
             cells.append(NULL)
+        elif escaped:
+            cells.append(text(value).translate(_COPY_ESCAPES))
         else:
-            cells.append(_TEXT[column.kind](value).translate(_COPY_ESCAPES))
+            cells.append(text(value))
     return "\t".join(cells) + "\n"

@@ -47,7 +47,7 @@ from typing import Any
 
 from psycopg import sql
 
-from phasegate.mappings.base import Mapping, Record
+from phasegate.mappings.base import Column, Mapping, Record, per_column
 
 DIGEST_BUCKETS = 4096  # buckets a type's rows are digested in; a difference fetches one
 NULL = "~"
@@ -72,6 +72,8 @@ def _escape(match: re.Match[str]) -> str:
 
 def json_string(text: str) -> str:
     """A string as Postgres's JSON output writes it (escape_json)."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return f'"{text}"'
     return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
 
 
@@ -104,9 +106,15 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise _NoTextError
-        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        keys = sorted(value, key=_jsonb_key_order)
         return "{" + ", ".join(f"{json_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
     raise _NoTextError
+
+
+def _jsonb_key_order(key: str) -> tuple[int, bytes]:
+    """jsonb's order of object keys: by length in bytes, then bytewise."""
+    raw = key.encode()
+    return len(raw), raw
 
 
 def _ts(v: Any) -> str | None:
@@ -150,19 +158,26 @@ def field_text(kind: str, value: Any) -> str:
     return text
 
 
+def _text_of(column: Column) -> tuple[str, Callable[[Any], str | None]]:
+    return column.name, _FIELD_TEXT[column.kind]
+
+
 def record_text(mapping: Mapping, record: Record) -> str | None:
     """The record's canonical row text; None when a value has none."""
+    get = record.get
     parts = []
-    try:
-        for column in mapping.columns:
-            value = record.get(column.name)
-            if value is None:
-                parts.append(NULL)
-            else:
-                text = field_text(column.kind, value)
-                parts.append(f"{len(text)}:{text}")
-    except _NoTextError:
-        return None
+    for name, text_of in per_column(mapping.columns, _text_of):
+        value = get(name)
+        if value is None:
+            parts.append(NULL)
+            continue
+        try:
+            text = text_of(value)
+        except _NoTextError:
+            return None
+        if text is None:
+            return None
+        parts.append(f"{len(text)}:{text}")
     return "".join(parts)
 
 
