@@ -274,3 +274,27 @@ def test_no_progress_bar_is_drawn_before_the_schema_is_found_missing(
     with connect_pg(scratch_pg_url) as conn, pytest.raises(ServerError, match="schema apply"):
         backfill_with_progress(seeded_kv, conn, ["users"], console)
     assert "reading KV" not in screen.getvalue()
+
+
+def test_workers_that_fail_while_buckets_load_fail_the_run_and_it_resumes(
+    seeded_kv: redis.Redis, schema_pg: PgConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loader waits on the workers' files: a worker's error is raised, not waited
+    on forever, and so is workers ending without every work bucket; the run stays
+    open, and the next one resumes it to a complete load."""
+
+    def failing(_jobs: object) -> list[object]:
+        raise RuntimeError("comparison worker failed (1): boom")
+
+    monkeypatch.setattr("phasegate.backfill.run_jobs", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        backfill(seeded_kv, schema_pg)
+    monkeypatch.setattr("phasegate.backfill.run_jobs", lambda _jobs: [])
+    with pytest.raises(RuntimeError, match=r"ended without work buckets \[0, 1, "):
+        backfill(seeded_kv, schema_pg)
+    monkeypatch.undo()
+    resumed = backfill(seeded_kv, schema_pg)
+    assert resumed.resumed
+    inventory = take_inventory(seeded_kv)
+    for type_id, result in resumed.types.items():
+        assert result.inserted == inventory.types[type_id].records, type_id
