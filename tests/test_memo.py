@@ -21,7 +21,7 @@ from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.buckets import WHOLE, split
 from phasegate.parity.compare import Scope, compare, spill_folder
 from phasegate.parity.digest import DIGEST_BUCKETS
-from phasegate.parity.memo import memos_for
+from phasegate.parity.memo import STREAMED, item_hash, memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import read_chunks
 from phasegate.parity.tally import Comparison
@@ -292,3 +292,21 @@ def test_route_memos_are_kept_beside_the_memos_and_a_bad_one_is_no_memo(
             path.write_bytes(b"not a route memo")
         assert _compare(m, tmp_path) == fresh
         assert _routes(tmp_path) == first
+
+
+def test_a_large_value_is_hashed_in_pieces_in_any_order_and_each_member_counts() -> None:
+    """A registry hash far above STREAMED members (vibe:invites holds 200,000 at 10x)
+    hashes the same read in any order, and not the same with one member changed,
+    dropped or moved to another field."""
+    fields = {f"code{i}".encode(): f"by{i}".encode() for i in range(STREAMED * 3 + 7)}
+
+    def of(value: object) -> int:
+        return item_hash("invites", "registry", "vibe:invites", "hash", value)
+
+    first = of(fields)
+    assert of(dict(reversed(list(fields.items())))) == first
+    assert of({**fields, b"code5": b"by-someone-else"}) != first
+    assert of({k: v for k, v in fields.items() if k != b"code5"}) != first
+    assert of({**fields, b"code5": b"by6", b"code6": b"by5"}) != first
+    members = set(fields)
+    assert of(members - {b"code5"}) != of(members)

@@ -84,8 +84,25 @@ def item_hash(type_id: str, variant: str, key: str, rtype: str, value: Any) -> i
             value = _sorted(value)
         elif isinstance(value, dict):
             value = _sorted(value.items())
+        if isinstance(value, list) and len(value) > STREAMED:
+            return _streamed_hash(head, value)
         text = head + b"p" + pickle.dumps(value, protocol=5)
     return int.from_bytes(hashlib.blake2b(text, digest_size=16).digest(), "big")
+
+
+STREAMED = 1000  # members above which a value is hashed this many at a time
+
+
+def _streamed_hash(head: bytes, members: list[Any]) -> int:
+    """A large value's hash, :data:`STREAMED` members at a time: pickling a registry
+    of 200,000 fields whole held a second copy of it (a reader at 10x went from 129
+    to 235 MB; hashed in pieces, to 132 MB)."""
+    h = hashlib.blake2b(head + b"s", digest_size=16)
+    for at in range(0, len(members), STREAMED):
+        data = pickle.dumps(members[at : at + STREAMED], protocol=5)
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    return int.from_bytes(h.digest(), "big")
 
 
 def _sorted(values: Any) -> list[Any]:
