@@ -165,7 +165,7 @@ def test_a_key_clash_during_direct_copy_falls_back_to_the_merge(
     """A row written meanwhile (here: before, while the table looked empty) is merged."""
     first = backfill(seeded_kv, schema_pg, types=["games"])
     schema_pg.execute("DELETE FROM games WHERE id <> (SELECT min(id) FROM games)")
-    monkeypatch.setattr("phasegate.backfill._is_empty", lambda _pg, _mapping: True)
+    monkeypatch.setattr("phasegate.backfill.is_empty", lambda _pg, _mapping: True)
     again = backfill(seeded_kv, schema_pg, types=["games"], restart=True)
     games = again.types["games"]
     total = first.types["games"].inserted
@@ -239,7 +239,7 @@ def test_with_foreign_keys_users_load_first_and_the_rest_after_them(
     def unordered(*_args: object) -> None:
         raise AssertionError("loaded as decoded while foreign keys order the tables")
 
-    monkeypatch.setattr("phasegate.backfill._load_as_decoded", unordered)
+    monkeypatch.setattr("phasegate.backfill.load_as_decoded", unordered)
     again = backfill(seeded_kv, schema_pg, restart=True)
     assert again.types["users"].inserted == 20
     assert again.types["messages"].inserted > 0
@@ -286,10 +286,10 @@ def test_workers_that_fail_while_buckets_load_fail_the_run_and_it_resumes(
     def failing(_jobs: object) -> list[object]:
         raise RuntimeError("comparison worker failed (1): boom")
 
-    monkeypatch.setattr("phasegate.backfill.run_jobs", failing)
+    monkeypatch.setattr("phasegate.backfill_load.run_jobs", failing)
     with pytest.raises(RuntimeError, match="boom"):
         backfill(seeded_kv, schema_pg)
-    monkeypatch.setattr("phasegate.backfill.run_jobs", lambda _jobs: [])
+    monkeypatch.setattr("phasegate.backfill_load.run_jobs", lambda _jobs: [])
     with pytest.raises(RuntimeError, match=r"ended without work buckets \[0, 1, "):
         backfill(seeded_kv, schema_pg)
     monkeypatch.undo()
