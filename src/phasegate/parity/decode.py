@@ -20,7 +20,7 @@ from phasegate.mappings import MAPPINGS, variant_name
 from phasegate.mappings.base import Decoded, Mapping, Record, RecordKey, VariantEntry
 from phasegate.parity.buckets import record_bucket, split
 from phasegate.parity.diff import show_key
-from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text
+from phasegate.parity.digest import DIGEST_BUCKETS, Digests, record_text, row_hash
 from phasegate.parity.memo import (
     MASK,
     Entry,
@@ -247,8 +247,9 @@ def _decode_fresh(
             judged.records[rkey] = record
             judged.where[rkey] = at = record_bucket(mapping, record, DIGEST_BUCKETS)
             text = record_text(mapping, record)
-            digests.add(at, text)
-            alone.add(at, text)
+            halves = None if text is None else row_hash(text)  # once, for both digests
+            digests.add_hash(at, halves)
+            alone.add_hash(at, halves)
             misrouted = misrouted or at != bucket
         if raws is None or bucket not in raws:
             continue

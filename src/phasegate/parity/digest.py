@@ -87,6 +87,13 @@ def _number(value: float) -> str:
 
 def jsonb_text(value: Any) -> str:
     """A JSON value as ``jsonb::text`` writes it: object keys by length, then bytes."""
+    # By exact type first (every value decoded from JSON): this runs for each json
+    # cell of every row; subclasses (an IntEnum, a str subclass) take the general path.
+    exact = _BY_TYPE.get(type(value))
+    return exact(value) if exact is not None else _general(value)
+
+
+def _general(value: Any) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -98,17 +105,40 @@ def jsonb_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _NoTextError
-        return _number(value)
+        return _float(value)
     if isinstance(value, list):
-        return "[" + ", ".join(jsonb_text(v) for v in value) + "]"
+        return _array(value)
     if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise _NoTextError
-        keys = sorted(value, key=_jsonb_key_order)
-        return "{" + ", ".join(f"{json_string(k)}: {jsonb_text(value[k])}" for k in keys) + "}"
+        return _object(value)
     raise _NoTextError
+
+
+def _float(value: float) -> str:
+    if not math.isfinite(value):
+        raise _NoTextError
+    return _number(value)
+
+
+def _array(value: list[Any]) -> str:
+    return "[" + ", ".join([jsonb_text(v) for v in value]) + "]"
+
+
+def _object(value: dict[Any, Any]) -> str:
+    if not all(isinstance(k, str) for k in value):
+        raise _NoTextError
+    keys = sorted(value, key=_jsonb_key_order)
+    return "{" + ", ".join([f"{json_string(k)}: {jsonb_text(value[k])}" for k in keys]) + "}"
+
+
+_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    str: json_string,
+    dict: _object,
+    list: _array,
+    int: str,
+    bool: lambda v: "true" if v else "false",
+    type(None): lambda _v: "null",
+    float: _float,
+}
 
 
 def _jsonb_key_order(key: str) -> tuple[int, bytes]:
@@ -196,14 +226,17 @@ class Digests:
         self.buckets: dict[int, list[int]] = {}
 
     def add(self, bucket: int, text: str | None) -> None:
+        self.add_hash(bucket, None if text is None else row_hash(text))
+
+    def add_hash(self, bucket: int, halves: tuple[int, int] | None) -> None:
+        """Add a row by its :func:`row_hash` (None: a row with no text)."""
         slot = self.buckets.setdefault(bucket, [0, 0, 0])
-        if text is None or slot[0] < 0:
+        if halves is None or slot[0] < 0:
             slot[0] = -1  # never a Postgres count: the bucket is compared field by field
             return
-        first, second = row_hash(text)
         slot[0] += 1
-        slot[1] += first
-        slot[2] += second
+        slot[1] += halves[0]
+        slot[2] += halves[1]
 
     def frozen(self) -> dict[int, tuple[int, int, int]]:
         return {b: (s[0], s[1], s[2]) for b, s in self.buckets.items()}
