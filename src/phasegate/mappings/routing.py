@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -62,10 +61,10 @@ def pair_bucket(first: object, second: object, buckets: int) -> int:
     return 0  # not a pair of handles: decoding reports it
 
 
-@lru_cache(maxsize=1 << 18)
 def _str_pair_bucket(first: str, second: str, buckets: int) -> int:
-    # The readers route every copy of every message here (890k at 12mo), and far
-    # fewer pairs write to each other: cached, like the handles' canonical forms.
+    # The readers route every copy of every message here (730k at 12mo); the
+    # handles' canonical forms are cached (the pairs are not: 490k pairs in 500k
+    # messages of the seeded 12mo keyspace, so a cache of them only took memory).
     one, other = canonical_text(first), canonical_text(second)
     if not one or not other:
         return 0  # an empty handle: decoding reports it
