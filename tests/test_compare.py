@@ -88,6 +88,19 @@ def test_a_changed_a_dropped_and_an_extra_row_are_each_reported(
         assert "in Postgres, not in KV" in friends.differences["full"].examples[0]
 
 
+def test_the_pass_in_this_process_is_the_pass_in_workers(sandbox: Sandbox) -> None:
+    """workers=0 reads and judges in this process, with the same answer as two worker
+    processes (it once compared nothing at all and reported no difference)."""
+    for m in make(sandbox):
+        changed, dropped = sampled_message(m), sampled_message(m, in_sample_=False)
+        _defects(m, changed, dropped)
+        here = compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=4, workers=0)
+        assert here.types["messages"].differences["full"].count == 2
+        assert here.types["messages"].missing.count == 1
+        assert here.types["friends"].extra.count == 1
+        assert here == compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=4, workers=2)
+
+
 def _defects(m: Migration, changed: str, dropped: str) -> None:
     m.pg.execute("UPDATE messages SET text = 'tampered' WHERE id = %s", (changed,))
     m.pg.execute("DELETE FROM messages WHERE id = %s", (dropped,))

@@ -41,7 +41,7 @@ from phasegate.mappings.base import Mapping
 from phasegate.parity.buckets import WHOLE, Share, row_bucket
 from phasegate.parity.decode import RECENT, PgDigests, Scope, in_sample
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
-from phasegate.parity.judge import answer
+from phasegate.parity.judge import answer, run_job
 from phasegate.parity.memo import Memos, memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import Folder, Spill, work_buckets
@@ -72,6 +72,8 @@ def compare(
     (by default as many as the keyspace's size needs, :func:`work_buckets_for`);
     with ``share``, only the records, rows and keys of that share (see :class:`Share`).
 
+    ``workers`` processes read and judge the work buckets; 0: this process does.
+
     Each Postgres query runs under a :class:`~phasegate.stores.Watchdog`: a
     table that answers nothing for ``timeout_s`` (plus the time its digest
     needs) fails the pass naming it. With ``memo_dir``, the decode memos there
@@ -91,9 +93,12 @@ def compare(
         memos = None if memos is None else memos.with_raw(facts.raw)
         totals = {t: TypeComparison(t) for t in types}
         kv_digests: dict[str, dict[int, tuple[int, int, int]]] = {t: {} for t in types}
-        shares = [list(range(buckets))[w::workers] for w in range(workers)]
+        # workers=0: this process reads and judges (a list of one job, run here).
+        run = run_jobs if workers else (lambda jobs: [run_job(job) for job in jobs])
+        lanes = max(1, workers)
+        shares = [list(range(buckets))[w::lanes] for w in range(lanes)]
         digesting = [("digest", folder, mine, types, scope, pg_digests, memos) for mine in shares]
-        for part, digests in run_jobs(digesting):
+        for part, digests in run(digesting):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
                 kv_digests[type_id].update(digests[type_id])
@@ -107,8 +112,8 @@ def compare(
             for w in range(buckets)
             if any(p.exists() and p.stat().st_size for p in (folder.kept(w), folder.pg(w)))
         ]
-        diffing = [("diff", folder, to_diff[w::workers], types, scope) for w in range(workers)]
-        for part in run_jobs([job for job in diffing if job[2]]):
+        diffing = [("diff", folder, to_diff[w::lanes], types, scope) for w in range(lanes)]
+        for part in run([job for job in diffing if job[2]]):
             for type_id, comparison in part.items():
                 totals[type_id].add(comparison)
     finally:
