@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -310,3 +310,45 @@ def test_a_large_value_is_hashed_in_pieces_in_any_order_and_each_member_counts()
     assert of({**fields, b"code5": b"by6", b"code6": b"by5"}) != first
     members = set(fields)
     assert of(members - {b"code5"}) != of(members)
+
+
+def test_a_router_that_disagrees_with_its_records_buckets_is_an_error_naming_the_key(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team's router that sends an entry to another bucket than its record's (here:
+    board entries whose value says "misrouted" go one bucket on) compares the record
+    against the wrong rows: the pass says so, an error naming the key, beside the
+    missing and extra row it shows. Once one entry is misrouted, the type's memos
+    are not trusted: a pass with the memos of a run before the edit equals a pass
+    without memos."""
+    board = MAPPINGS["board"]
+
+    def router(variant: str, entry: KvEntry, buckets: int) -> Iterator[tuple[int, KvEntry]]:
+        for bucket, part in split(board, variant, entry, buckets):  # by key, as board routes
+            off = isinstance(part.value, bytes) and b"misrouted" in part.value
+            yield ((bucket + 1) % buckets if off else bucket), part
+
+    # In this process (workers=0): worker processes would import the real mapping.
+    monkeypatch.setitem(MAPPINGS, "board", dataclasses.replace(board, router=router))
+    for m in make(sandbox):
+        before = compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=BUCKETS, workers=0)
+        assert before.types["board"].findings["misrouted"] == 0
+        again = compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=BUCKETS, workers=0, memo_dir=tmp_path)
+        assert again == before  # routed as by key: memos made, and equal
+        key = next(k for k in m.kv.scan_iter("board:entry:*", count=1000))
+        value = m.kv.get(key)
+        assert isinstance(value, bytes)
+        m.kv.set(key, value.replace(b'"content":"', b'"content":"misrouted '))
+        memoized = compare(
+            m.kv, m.pg, TYPE_IDS, SCOPE, buckets=BUCKETS, workers=0, memo_dir=tmp_path
+        )
+        result = memoized.types["board"]
+        assert result.findings["misrouted"] == 1
+        errors = "\n".join(result.errors.examples)
+        assert f"{key.decode()}: the mapping's router sent it to bucket" in errors, errors
+        shown = "\n".join(result.differences["full"].examples)
+        assert result.differences["full"].count == 2, shown  # missing here, extra there
+        record = key.decode().removeprefix("board:entry:")
+        assert f"board {record} (" in shown, shown  # missing in Postgres
+        assert f"board {record}: in Postgres, not in KV" in shown, shown
+        assert memoized == compare(m.kv, m.pg, TYPE_IDS, SCOPE, buckets=BUCKETS, workers=0)

@@ -29,6 +29,9 @@ KINDS: dict[str, Severity] = {
     "rejected_by_postgres": Severity.ERROR,
     # a key matching neither a mapped type nor the KV-only list
     "unmapped_key": Severity.ERROR,
+    # a mapping's router sent a key to another bucket than its record's: the
+    # record is compared against the wrong rows (a bug in the mapping, not the data)
+    "misrouted": Severity.ERROR,
     # copies of one record (message in two schemes, ...) disagree on a field
     "conflicting_copies": Severity.WARNING,
     # handles that differ only by '-' and '_': maybe one person, never merged

@@ -146,6 +146,10 @@ def merge_copy(
             )
 
 
+def _by_key_name(entry: VariantEntry) -> tuple[str, str]:
+    return entry[1].key, entry[0]
+
+
 @dataclass(frozen=True)
 class Mapping:
     """One data type: where it lives in KV, where it goes in Postgres, how to convert."""
@@ -207,8 +211,10 @@ class Mapping:
         """Decode entries into canonical records; values Postgres would reject
         become findings (kept as raw excerpts), never rows. Implausible values
         (see :mod:`phasegate.mappings.plausible`) are warnings; their records
-        are migrated as they are."""
-        decoded = self.decoder(entries)
+        are migrated as they are. The decoder gets the entries in key order,
+        whatever order they were read in (SCAN's, the readers'): where copies
+        disagree, the same one is kept, and the same key is named, every run."""
+        decoded = self.decoder(sorted(entries, key=_by_key_name))
         decoded.findings.extend(implausible(self.type_id, self.columns, decoded))
         for rkey, record in list(decoded.records.items()):
             problem = _postgres_rejects(record, self.columns)

@@ -177,8 +177,10 @@ def _fields(
 def decode(entries: Iterable[VariantEntry]) -> Decoded:
     c = Collector("users")
     book = HandleBook("users")
-    users: dict[str, Record] = {}
-    first_seen: dict[str, str] = {}
+    # Every copy of a user first, then merged in one order whatever order the keys
+    # came in (SCAN's, the readers'): the user:{handle} hash, then registry fields,
+    # each by key. So a field the copies disagree on keeps the same value every run.
+    copies: list[tuple[int, str, str, Record]] = []  # (rank, where, source, candidate)
     for variant, entry in entries:
         sources: list[tuple[str | bytes, str, Any]] = []  # (raw handle, where, raw value)
         if variant == "user_hash":
@@ -207,8 +209,12 @@ def decode(entries: Iterable[VariantEntry]) -> Decoded:
                 candidate = _empty(handle)
                 candidate.update(columns)
                 candidate["metadata"] = extra
-                first_seen.setdefault(handle, where)
-                _merge(users, candidate, source, where, c)
+                copies.append((source != "user", where, source, candidate))
+    users: dict[str, Record] = {}
+    first_seen: dict[str, str] = {}
+    for _rank, where, source, candidate in sorted(copies, key=lambda c: c[:2]):
+        first_seen.setdefault(candidate["handle"], where)
+        _merge(users, candidate, source, where, c)
     for handle, record in users.items():
         record["metadata"]["kv_sources"] = sorted(set(record["metadata"]["kv_sources"]))
         c.put((handle,), record, first_seen[handle])

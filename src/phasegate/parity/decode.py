@@ -250,7 +250,9 @@ def _decode_fresh(
             halves = None if text is None else row_hash(text)  # once, for both digests
             digests.add_hash(at, halves)
             alone.add_hash(at, halves)
-            misrouted = misrouted or at != bucket
+            if at != bucket:
+                misrouted = True
+                judged.findings.append(_misrouted(mapping, rkey, decoded, bucket, at))
         if raws is None or bucket not in raws:
             continue
         recency = recency_values(mapping, list(decoded.records.values()))
@@ -274,6 +276,20 @@ def _decode_fresh(
     judged.misrouted = misrouted
     if misrouted:
         judged.made.clear()
+
+
+def _misrouted(
+    mapping: Mapping, rkey: RecordKey, decoded: Decoded, bucket: int, at: int
+) -> Finding:
+    source = decoded.sources.get(rkey, show_key(rkey))
+    return Finding(
+        mapping.type_id,
+        "misrouted",
+        source,
+        f"the mapping's router sent it to bucket {bucket}, but its record "
+        f"{show_key(rkey)} belongs to bucket {at}: it is compared against the wrong "
+        "rows (shown missing in one bucket, extra in the other); fix the router",
+    )
 
 
 def decode_naming_the_key(mapping: Mapping, entries: list[VariantEntry]) -> Decoded:
