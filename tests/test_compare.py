@@ -6,7 +6,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.migration import Migration, make
@@ -22,7 +22,7 @@ from tests.test_phase_a_gate import sampled_message
 
 
 @pytest.mark.parametrize("type_id", sorted(KEYSPACES))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), buckets=st.sampled_from([1, 3, 7]))
 def test_decoding_bucket_by_bucket_gives_the_whole_decode(
     type_id: str, data: st.DataObject, buckets: int
