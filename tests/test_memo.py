@@ -294,6 +294,41 @@ def test_route_memos_are_kept_beside_the_memos_and_a_bad_one_is_no_memo(
         assert _routes(tmp_path) == first
 
 
+def test_a_wrong_route_memo_is_an_error_naming_the_key_and_is_not_kept(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Route memos changed to send three entries one bucket on (a tampered or stale
+    file): the pass is red with a misrouted error naming each key, never a pass that
+    quietly compares less; it drops the route memos, so the next pass is the fresh one."""
+    for m in make(sandbox):
+        fresh = _compare(m, None)
+        _compare(m, tmp_path)
+        _compare(m, tmp_path)  # memos complete: the readers spill where entries are
+        moved = []
+        for path in tmp_path.rglob("*.routes"):
+            batches = []
+            with path.open("rb") as fh:
+                while True:
+                    try:
+                        batches.append(pickle.load(fh))
+                    except EOFError:
+                        break
+            for batch in batches:
+                for whole, route in list(batch.items()):
+                    if isinstance(route, int) and len(moved) < 3:
+                        batch[whole] = (route + 1) % DIGEST_BUCKETS
+                        moved.append(whole)
+            path.write_bytes(b"".join(pickle.dumps(b) for b in batches))
+        assert len(moved) == 3
+        wrong = _compare(m, tmp_path)
+        errors = [e for r in wrong.types.values() for e in r.errors.examples if "route memo" in e]
+        assert sum(r.findings["misrouted"] for r in wrong.types.values()) == 3, errors
+        assert len(errors) == 3, errors
+        assert all(": read again in work bucket" in e for e in errors), errors
+        assert not list(tmp_path.rglob("*.routes"))
+        assert _compare(m, tmp_path) == fresh
+
+
 def test_a_large_value_is_hashed_in_pieces_in_any_order_and_each_member_counts() -> None:
     """A registry hash far above STREAMED members (vibe:invites holds 200,000 at 10x)
     hashes the same read in any order, and not the same with one member changed,
@@ -345,7 +380,8 @@ def test_a_router_that_disagrees_with_its_records_buckets_is_an_error_naming_the
         result = memoized.types["board"]
         assert result.findings["misrouted"] == 1
         errors = "\n".join(result.errors.examples)
-        assert f"{key.decode()}: the mapping's router sent it to bucket" in errors, errors
+        assert f"{key.decode()}: routed to bucket" in errors, errors
+        assert "The mapping's router is wrong" in errors, errors
         shown = "\n".join(result.differences["full"].examples)
         assert result.differences["full"].count == 2, shown  # missing here, extra there
         record = key.decode().removeprefix("board:entry:")

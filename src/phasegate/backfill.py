@@ -164,6 +164,8 @@ def backfill(
                 load.total = parts[type_id].written
                 for w in range(buckets):
                     load.file(folder.rows(type_id, w), batch_rows)
+        if any(f.kind == "misrouted" for part in parts.values() for f in part.findings):
+            folder.drop_route_memos()  # a wrong route is not kept for the next run
         result = BackfillResult(run_id, resumed, {}, facts)
         for type_id, load in loads.items():
             part = parts[type_id]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from phasegate.findings import WHOLE_KEYSPACE_KINDS, Finding
@@ -55,17 +55,22 @@ Needed = dict[str, set[int] | None]  # spilled type -> digest buckets wanted (No
 REREAD_BATCH = 1000  # keys per read when a worker reads entries again
 
 
-def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, RawHashes]:
+Strays = list[Finding]  # entries read again whose parts all belong to other work buckets
+
+
+def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, RawHashes, Strays]:
     """The entries of work bucket ``w`` that ``needed`` asks for, by type and digest
     bucket; with :attr:`Folder.reread`, read again from Redis, with the raw hash
     of each (type, bucket) as read this time (a key changed since the first read
-    has another)."""
+    has another), and a ``misrouted`` finding for each entry read again none of
+    whose parts belong here (its route was wrong, or it changed in between)."""
     groups: Groups = defaultdict(lambda: defaultdict(list))
+    strays: Strays = []
     if folder.reread is None:
         for path in folder.kv_all(w):
             for _kind, type_id, variant, key, rtype, value, bucket in read_chunks(path):
                 groups[type_id][bucket].append((variant, KvEntry(key, rtype, value)))
-        return groups, {}
+        return groups, {}, strays
     places: dict[bytes, tuple[str, str, str]] = {}  # key name -> (type, variant, TYPE)
     spilled: set[tuple[str, int]] = set()  # the (type, bucket)s this work bucket holds
     for path in folder.kv_all(w):
@@ -78,7 +83,7 @@ def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, R
     for name, (_type, _variant, rtype) in places.items():
         by_rtype[rtype].append(name)
     if not by_rtype:
-        return groups, raw
+        return groups, raw, strays
     where = {key_text(name): place for name, place in places.items()}
     client = kv_from_params(folder.reread)
     try:
@@ -88,7 +93,11 @@ def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, R
                 # read_batch skips a key gone since the first read
                 for entry in read_batch(reader, rtype, names[at : at + REREAD_BATCH], _any):
                     type_id, variant, _rtype = where[entry.key]
-                    for bucket, part in split(MAPPINGS[type_id], variant, entry, DIGEST_BUCKETS):
+                    parts = list(split(MAPPINGS[type_id], variant, entry, DIGEST_BUCKETS))
+                    if parts and all(b % folder.work != w for b, _part in parts):
+                        strays.append(_stray(type_id, entry.key, w, parts[0][0] % folder.work))
+                        continue
+                    for bucket, part in parts:
                         if (type_id, bucket) not in spilled:
                             continue  # another bucket's part, or one not asked for
                         groups[type_id][bucket].append((variant, part))
@@ -96,7 +105,19 @@ def _entries_by_group(folder: Folder, w: int, needed: Needed) -> tuple[Groups, R
                         raw[type_id, bucket] = (raw.get((type_id, bucket), 0) + item) & MASK
     finally:
         client.close()
-    return groups, raw
+    return groups, raw, strays
+
+
+def _stray(type_id: str, key: str, w: int, belongs: int) -> Finding:
+    return Finding(
+        type_id,
+        "misrouted",
+        key,
+        f"read again in work bucket {w}, where the readers' route memo put it, but it "
+        f"belongs to work bucket {belongs}: not compared in this pass. The route memo "
+        "was wrong (it is dropped; the next pass splits every entry afresh), or the key "
+        "changed while the pass ran: run the pass again",
+    )
 
 
 def _any(_key: str, _rtype: str) -> bool:
@@ -178,7 +199,7 @@ def judge_work_bucket(
             else:
                 todo.add(bucket)
     if any(f is None or f for f in fresh.values()):
-        groups, reread = _entries_by_group(folder, w, _needed(fresh))
+        groups, reread, strays = _entries_by_group(folder, w, _needed(fresh))
         for type_id, judged in out.items():
             mapping = MAPPINGS[type_id]
             made = raws.get(type_id)
@@ -190,9 +211,13 @@ def judge_work_bucket(
                 # disagrees with the record's bucket): no memo is trusted for the type.
                 whole = groups
                 if folder.reread is not None:  # only the todo buckets were read: read all
-                    whole, _ = _entries_by_group(folder, w, _needed({type_id: None}))
+                    whole, _, _ = _entries_by_group(folder, w, _needed({type_id: None}))
                 again = out[type_id] = Judged()
                 _decode_fresh(mapping, whole, None, again, scope=scope, key=key, raws=None)
+        for stray in strays:  # the type's own entry, or one a judged type borrows
+            for type_id, judged in out.items():
+                if stray.type_id in (type_id, *MAPPINGS[type_id].borrows):
+                    judged.findings.append(replace(stray, type_id=type_id))
     if memos is not None:
         memo = {t: e for t, e in old.items() if t not in out}
         for type_id, judged in out.items():
@@ -286,9 +311,11 @@ def _misrouted(
         mapping.type_id,
         "misrouted",
         source,
-        f"the mapping's router sent it to bucket {bucket}, but its record "
-        f"{show_key(rkey)} belongs to bucket {at}: it is compared against the wrong "
-        "rows (shown missing in one bucket, extra in the other); fix the router",
+        f"routed to bucket {bucket}, but its record {show_key(rkey)} belongs to bucket "
+        f"{at}: it is compared against the wrong rows (shown missing in one bucket, "
+        "extra in the other). The mapping's router is wrong, or a route memo was (route "
+        "memos are dropped after such a pass): if the next pass says so again, fix the "
+        "router",
     )
 
 

@@ -59,6 +59,13 @@ class Folder:
             return None
         return self.routes.with_name(f"{self.routes.name}-r{reader}of{self.readers}.routes")
 
+    def drop_route_memos(self) -> None:
+        """Remove every reader's route memo: the next pass splits each entry afresh."""
+        for reader in range(max(1, self.readers)):
+            path = self.route_memo(reader)
+            if path is not None:
+                path.unlink(missing_ok=True)
+
     def kv(self, reader: int, bucket: int) -> Path:
         return self.path / f"kv{reader}-{bucket:03d}.pickle"
 
