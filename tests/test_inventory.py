@@ -65,13 +65,18 @@ def test_borrowed_keys_count_once_in_the_keyspace(seeded_kv: redis.Redis) -> Non
     assert MAPPINGS["achievements"].borrows == ("streaks",)
 
 
+@pytest.mark.parametrize("reads", ["one entry", "every entry"])
 def test_a_failing_decoder_fails_the_inventory_without_hanging(
-    seeded_kv: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    seeded_kv: redis.Redis, monkeypatch: pytest.MonkeyPatch, reads: str
 ) -> None:
-    """Decoders run in threads; a crash in one is raised to the caller."""
+    """Decoders run in threads; a crash in one is raised to the caller, whether it
+    came early or after the decoder read its whole stream (that one once hung)."""
 
     def broken(entries: Iterable[VariantEntry]) -> Decoded:
-        next(iter(entries))
+        if reads == "one entry":
+            next(iter(entries))
+        else:
+            list(entries)
         raise RuntimeError("decoder bug")
 
     monkeypatch.setitem(MAPPINGS, "board", dataclasses.replace(MAPPINGS["board"], decoder=broken))

@@ -164,6 +164,7 @@ class _DecoderThread(threading.Thread):
         self.pending: list[VariantEntry] = []
         self.result: Decoded | None = None
         self.error: BaseException | None = None
+        self.drained = False  # the decoder read every entry, to the end marker
 
     def put(self, item: VariantEntry) -> None:
         self.pending.append(item)
@@ -178,13 +179,16 @@ class _DecoderThread(threading.Thread):
     def _entries(self) -> Iterator[VariantEntry]:
         while (batch := self.queue.get()) is not _DONE:
             yield from batch
+        self.drained = True
 
     def run(self) -> None:
         try:
             self.result = MAPPINGS[self.type_id].decode(self._entries())
         except BaseException as exc:  # re-raised in the caller's thread
             self.error = exc
-            for _ in iter(self.queue.get, _DONE):  # drain so the producer never blocks
+            # Drain so the producer never blocks (unless the decoder read to the end:
+            # waiting for another end would hang).
+            while not self.drained and self.queue.get() is not _DONE:
                 pass
 
 

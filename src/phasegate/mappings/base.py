@@ -211,10 +211,14 @@ class Mapping:
         """Decode entries into canonical records; values Postgres would reject
         become findings (kept as raw excerpts), never rows. Implausible values
         (see :mod:`phasegate.mappings.plausible`) are warnings; their records
-        are migrated as they are. The decoder gets the entries in key order,
-        whatever order they were read in (SCAN's, the readers'): where copies
-        disagree, the same one is kept, and the same key is named, every run."""
-        decoded = self.decoder(sorted(entries, key=_by_key_name))
+        are migrated as they are. Given a list (a bucket's entries), the decoder
+        gets it in key order, whatever order it was read in (SCAN's, the readers'):
+        where copies disagree, the same one is kept and the same key named every
+        run. A stream (the inventory's whole-keyspace decode) is decoded as it
+        arrives, never held whole."""
+        if isinstance(entries, Sequence):
+            entries = sorted(entries, key=_by_key_name)
+        decoded = self.decoder(entries)
         decoded.findings.extend(implausible(self.type_id, self.columns, decoded))
         for rkey, record in list(decoded.records.items()):
             problem = _postgres_rejects(record, self.columns)
