@@ -304,7 +304,7 @@ def test_a_wrong_route_memo_is_an_error_naming_the_key_and_is_not_kept(
         fresh = _compare(m, None)
         _compare(m, tmp_path)
         _compare(m, tmp_path)  # memos complete: the readers spill where entries are
-        moved = []
+        moved: list[int] = []
         for path in tmp_path.rglob("*.routes"):
             batches = []
             with path.open("rb") as fh:
