@@ -1,4 +1,4 @@
-"""Each mapping decodes the real KV variants the way VIBE_DATA_MODEL.md says."""
+"""Each mapping decodes the real KV variants the way docs/data-model.md says."""
 
 from __future__ import annotations
 

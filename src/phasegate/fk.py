@@ -2,7 +2,7 @@
 
 Orphans (rows naming a handle that is not in ``users``) are listed per table
 and column with a count and an example row. With ``create_missing`` the
-system and agent accounts among them (VIBE_DATA_MODEL.md lists them; they send
+system and agent accounts among them (docs/data-model.md lists them; they send
 messages without registering) get stub users, marked ``metadata.stub``; any
 other orphan blocks the step. Each key is added ``NOT VALID`` and then
 validated, so the table is not locked for the whole scan.

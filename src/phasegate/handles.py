@@ -131,7 +131,7 @@ def suspected_duplicates(type_id: str, handles: set[str]) -> list[Finding]:
 
 def spellings(handle: str) -> list[str]:
     """The ways the app's un-normalising code paths wrote a handle into key names
-    and hash fields (VIBE_DATA_MODEL.md), canonical first.
+    and hash fields (docs/data-model.md), canonical first.
 
     >>> spellings("seth")
     ['seth', '@seth', 'Seth', '@Seth', 'SETH', '@SETH', ' seth']

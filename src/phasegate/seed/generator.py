@@ -1,7 +1,7 @@
 """``phasegate seed``: a /vibe keyspace in every real shape, deterministic per seed.
 
 The same ``(seed, scale, anchor)`` always gives the same keyspace. Proportions
-(see :data:`SHARES`) follow VIBE_DATA_MODEL.md: all three message schemes at
+(see :data:`SHARES`) follow docs/data-model.md: all three message schemes at
 once, mixed thread lists, dangling ids, both streak types, both consent
 schemes, un-normalised and hyphenated handles, ``null`` hash fields, emoji and
 long texts, KV-only keys with TTLs. No undecodable value is written: a seeded

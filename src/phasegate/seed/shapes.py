@@ -1,4 +1,4 @@
-"""How the /vibe app writes each shape, as pure functions (VIBE_DATA_MODEL.md).
+"""How the /vibe app writes each shape, as pure functions (docs/data-model.md).
 
 Used by the seed generator and by the Hypothesis strategies in ``fixtures/``,
 so both produce exactly the same layouts. Hash values follow the app's rule:
