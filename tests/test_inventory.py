@@ -9,6 +9,7 @@ import pytest
 import redis
 
 from phasegate.inventory import take_inventory
+from phasegate.keyspace import Reader
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.mappings.base import Decoded, VariantEntry
 
@@ -84,23 +85,20 @@ def test_a_failing_decoder_fails_the_inventory_without_hanging(
         take_inventory(seeded_kv)
 
 
-def test_reads_fall_back_to_pipelines_where_scripts_are_refused(
-    seeded_kv: redis.Redis, monkeypatch: pytest.MonkeyPatch
+def test_a_key_whose_type_changed_since_it_was_listed_is_skipped_and_the_reads_go_on(
+    scratch_kv_client: redis.Redis,
 ) -> None:
-    """Without EVAL_RO (hosted Redis may refuse scripts) the inventory is identical."""
-    expected = take_inventory(seeded_kv)
-    real = redis.Redis.execute_command
-    refused: list[object] = []
-
-    def no_scripts(self: redis.Redis, *args: object, **kwargs: object) -> object:
-        if args and args[0] == "EVAL_RO":
-            refused.append(args[0])
-            raise redis.ResponseError("ERR unknown command 'EVAL_RO'")
-        return real(self, *args, **kwargs)  # type: ignore[no-untyped-call]
-
-    monkeypatch.setattr(redis.Redis, "execute_command", no_scripts)
-    fallback = take_inventory(seeded_kv)
-    assert refused == ["EVAL_RO"]  # asked once, then never again
-    for type_id in TYPE_IDS:
-        assert fallback.types[type_id].decoded.records == expected.types[type_id].decoded.records
-    assert fallback.total_keys == expected.total_keys
+    """One command per key in one write: a key that is no longer a list answers
+    WRONGTYPE in its place, which skips that key alone; the replies after it are
+    still each key's own, and the connection serves the next batch."""
+    kv = scratch_kv_client
+    kv.rpush("thread:al:bo", b"m1", b"m2")
+    kv.set("thread:al:cy", b"now a string")
+    kv.rpush("thread:al:dy", b"m3")
+    kv.hset("unread:bo", mapping={"al": "2"})
+    reader = Reader(kv)
+    keys = [b"thread:al:bo", b"thread:al:cy", b"thread:al:gone", b"thread:al:dy"]
+    assert reader.types(keys) == ["list", "string", "none", "list"]
+    assert reader.read("list", keys) == [[b"m1", b"m2"], None, [], [b"m3"]]
+    assert reader.read("hash", [b"unread:bo"]) == [{b"al": b"2"}]
+    assert kv.ping()

@@ -55,14 +55,6 @@ def test_the_gate_passes_as_the_documented_acl_user(migration: Migration, acl_us
     kv.close()
 
 
-def test_without_eval_ro_the_gate_reads_key_by_key(migration: Migration, acl_user: str) -> None:
-    """EVAL_RO is optional: refused, the gate falls back to pipelined reads and passes."""
-    migration.kv.execute_command("ACL", "SETUSER", acl_user, "-eval_ro")  # type: ignore[no-untyped-call]
-    kv = connect_kv(_as_user(migration.kv_url, acl_user, PASSWORD))
-    assert _gate_results(kv, migration.pg) == []
-    kv.close()
-
-
 @pytest.mark.parametrize("command", ["lrange", "hgetall", "mget"])
 def test_one_read_command_less_names_user_command_and_key(
     migration: Migration, acl_user: str, command: str

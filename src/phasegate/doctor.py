@@ -8,9 +8,8 @@ command it sends writes anything.
 
 The Redis commands, all read-only: ``PING`` (the connection check), ``SELECT``
 (a DB other than 0), ``DBSIZE``, ``SCAN`` (typed), ``TYPE``, ``MGET`` (strings),
-``LRANGE``/``SMEMBERS``/``HGETALL``/``ZRANGE`` (the other types) and
-``EVAL_RO`` (one read-only script per batch instead of one read per key:
-optional, the gate falls back to pipelined reads when it is refused).
+``LRANGE``/``SMEMBERS``/``HGETALL``/``ZRANGE`` (the other types, one command
+per key, a batch of them sent at once). No scripts.
 """
 
 from __future__ import annotations
@@ -32,13 +31,12 @@ KV_COMMANDS: tuple[tuple[str, str, bool], ...] = (
     ("PING", "the connection check", True),
     ("DBSIZE", "knowing when every key was seen", True),
     ("SCAN", "listing keys by TYPE (never KEYS)", True),
-    ("TYPE", "keys of other TYPEs, and the pipelined reads", True),
+    ("TYPE", "the TYPE of each key of a batch", True),
     ("MGET", "reading STRING values", True),
     ("LRANGE", "reading LIST values", True),
     ("SMEMBERS", "reading SET values", True),
     ("HGETALL", "reading HASH values", True),
     ("ZRANGE", "reading sorted sets", True),
-    ("EVAL_RO", "one read-only script per batch (faster; optional)", False),
 )
 _PROBE = "phasegate:doctor:probe"
 
@@ -80,7 +78,6 @@ def kv_checks(url: str, timeout_s: float = 10.0) -> list[Check]:
             "SMEMBERS": lambda: client.smembers(keys.get("set", _PROBE)),
             "HGETALL": lambda: client.hgetall(keys.get("hash", _PROBE)),
             "ZRANGE": lambda: client.zrange(keys.get("zset", _PROBE), 0, 0),
-            "EVAL_RO": lambda: client.execute_command("EVAL_RO", "return 1", 0),  # type: ignore[no-untyped-call]
         }
         for command, why, required in KV_COMMANDS:
             out.append(_kv_try(command, why, required, tries[command]))

@@ -2,11 +2,15 @@
 
 One ``SCAN ... TYPE t`` pass per Redis type tells each key's TYPE without a
 TYPE command per key; strings are read with MGET and lists, sets, hashes and
-sorted sets with one read-only Lua call (``EVAL_RO``) per batch, falling back
-to pipelined per-key reads where scripts are not allowed. Keys of any other
-TYPE (streams, module types) are still reported, found by a last plain pass
-when the typed passes saw fewer keys than DBSIZE. Values stay raw bytes so
-decoding, and its findings, live in one place.
+sorted sets with one native read command per key, a batch of them sent at once
+(packed here, so a batch costs one write and one parse of its replies). Keys of
+any other TYPE (streams, module types) are still reported, found by a last
+plain pass when the typed passes saw fewer keys than DBSIZE. Values stay raw
+bytes so decoding, and its findings, live in one place.
+
+No script: a Lua ``redis.call`` per key cost Redis about three times the CPU of
+the same native commands (12mo: 3.3 against 1.2 CPU-seconds for 520,000 lists),
+and a hosted Redis may refuse scripts.
 """
 
 from __future__ import annotations
@@ -17,35 +21,18 @@ from typing import Any, cast
 
 import redis
 
-from phasegate.errors import PermissionRefusedError
 from phasegate.stores import kv_errors, permission_refused
 
 # A raw Redis value: STRING bytes, HASH dict, LIST list, SET set, ZSET pairs.
 RawValue = bytes | dict[bytes, bytes] | list[bytes] | set[bytes] | list[tuple[bytes, float]]
 
 TYPES = ("string", "hash", "list", "set", "zset")
-_BULK_READ = """
-local out = {}
-for i, key in ipairs(KEYS) do
-  local t = ARGV[1]
-  if t == 'list' then out[i] = redis.call('LRANGE', key, 0, -1)
-  elseif t == 'set' then out[i] = redis.call('SMEMBERS', key)
-  elseif t == 'hash' then out[i] = redis.call('HGETALL', key)
-  else out[i] = redis.call('ZRANGE', key, 0, -1, 'WITHSCORES') end
-end
-return out
-"""
-_TYPES_OF = """
-local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('TYPE', key).ok end
-return out
-"""
-_COMMAND = {"hash": "HGETALL", "list": "LRANGE", "set": "SMEMBERS", "zset": "ZRANGE"}
-_PER_KEY = {
-    "hash": lambda p, k: p.hgetall(k),
-    "list": lambda p, k: p.lrange(k, 0, -1),
-    "set": lambda p, k: p.smembers(k),
-    "zset": lambda p, k: p.zrange(k, 0, -1, withscores=True),
+# The native read of a whole value, by TYPE: (command, arguments after the key).
+_READ: dict[str, tuple[bytes, tuple[bytes, ...]]] = {
+    "hash": (b"HGETALL", ()),
+    "list": (b"LRANGE", (b"0", b"-1")),
+    "set": (b"SMEMBERS", ()),
+    "zset": (b"ZRANGE", (b"0", b"-1", b"WITHSCORES")),
 }
 
 
@@ -87,74 +74,79 @@ def scan_keys(
 
 
 class Reader:
-    """Batched value reads for one client; remembers whether scripts work."""
+    """Batched value reads for one client: one native command per key, a batch of
+    them written at once and their replies read in order."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client
-        self.scripts = True
 
     def types(self, keys: Sequence[bytes]) -> list[str]:
-        """The TYPE of each key (``none`` for a key gone since SCAN), in one call."""
-        first = key_text(keys[0])
-        if self.scripts:
-            try:
-                with kv_errors(self.client, "EVAL_RO", first):
-                    replies = self.client.execute_command(  # type: ignore[no-untyped-call]
-                        "EVAL_RO", _TYPES_OF, len(keys), *keys
-                    )
-                return [r.decode() for r in replies]
-            except redis.ResponseError:
-                self.scripts = False  # scripts unavailable here: stop trying
-            except PermissionRefusedError:
-                self.scripts = False
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        with kv_errors(self.client, "TYPE", first):
-            return [r.decode() for r in pipe.execute()]
+        """The TYPE of each key (``none`` for a key gone since SCAN), in one round trip."""
+        out: list[str] = []
+        for key, reply in zip(keys, self._each(b"TYPE", (), keys), strict=True):
+            self._check(reply, "TYPE", key)
+            out.append(reply if isinstance(reply, str) else reply.decode())
+        return out
 
     def read(self, rtype: str, keys: Sequence[bytes]) -> list[Any]:
+        """Each key's value; None for a key whose TYPE is no longer ``rtype``."""
         first = key_text(keys[0])
         if rtype == "string":
             with kv_errors(self.client, "MGET", f"{first} and {len(keys) - 1} more keys"):
                 return list(self.client.mget(keys))
-        if self.scripts:
-            try:
-                with kv_errors(self.client, "EVAL_RO", first):
-                    replies = self.client.execute_command(  # type: ignore[no-untyped-call]
-                        "EVAL_RO", _BULK_READ, len(keys), *keys, rtype
-                    )
-                return [_shape(rtype, r) for r in replies]
-            except redis.ResponseError as exc:
-                if "WRONGTYPE" not in str(exc):  # scripts unavailable here: stop trying
-                    self.scripts = False
-            except PermissionRefusedError:
-                self.scripts = False  # scripts refused to this user: read key by key
-        pipe = self.client.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-            _PER_KEY[rtype](pipe, key)
-        with kv_errors(self.client, f"TYPE and {_COMMAND[rtype]}", first):
-            replies = pipe.execute(raise_on_error=False)
+        command, args = _READ[rtype]
         out: list[Any] = []
-        pairs = zip(keys, replies[::2], replies[1::2], strict=True)
-        for key, actual, value in pairs:
-            for reply, command in ((actual, "TYPE"), (value, _COMMAND[rtype])):
-                if isinstance(reply, redis.exceptions.NoPermissionError):
-                    raise permission_refused(self.client, command, key_text(key), reply)
-                if isinstance(reply, Exception):
-                    raise reply
-            out.append(value if actual.decode() == rtype else None)  # type changed: skip
+        for key, reply in zip(keys, self._each(command, args, keys), strict=True):
+            if isinstance(reply, redis.ResponseError) and str(reply).startswith("WRONGTYPE"):
+                out.append(None)  # its TYPE changed since it was listed: skip it
+                continue
+            self._check(reply, command.decode(), key)
+            out.append(_shape(rtype, reply))
         return out
 
+    def _each(self, command: bytes, args: tuple[bytes, ...], keys: Sequence[bytes]) -> list[Any]:
+        """``command key *args`` for every key, written at once; the replies in order, a
+        key's error reply (an exception) in its place, so one refusal or WRONGTYPE
+        leaves the connection in step for the next batch."""
+        head = b"*%d\r\n$%d\r\n%s\r\n" % (2 + len(args), len(command), command)
+        tail = b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+        packed = b"".join([b"%s$%d\r\n%s\r\n%s" % (head, len(k), k, tail) for k in keys])
+        pool = self.client.connection_pool
+        replies: list[Any] = []
+        with kv_errors(self.client, command.decode(), key_text(keys[0])):
+            conn = pool.get_connection()
+            try:
+                conn.send_packed_command([packed])  # type: ignore[no-untyped-call]
+                for _ in keys:
+                    try:
+                        replies.append(conn.read_response())
+                    except redis.ResponseError as exc:
+                        replies.append(exc)
+            except BaseException:
+                conn.disconnect()  # type: ignore[no-untyped-call]  # replies may be unread
+                raise
+            finally:
+                pool.release(conn)
+        return replies
 
-def _shape(rtype: str, reply: list[bytes]) -> Any:
+    def _check(self, reply: object, command: str, key: bytes) -> None:
+        if isinstance(reply, redis.exceptions.NoPermissionError):
+            raise permission_refused(self.client, command, key_text(key), reply)
+        if isinstance(reply, Exception):
+            raise reply
+
+
+def _shape(rtype: str, reply: Any) -> Any:
+    if isinstance(reply, dict):  # RESP3 answers HGETALL with a map
+        return reply
     if rtype == "hash":
         return dict(zip(reply[::2], reply[1::2], strict=True))
     if rtype == "set":
         return set(reply)
     if rtype == "zset":
-        return [(m, float(s)) for m, s in zip(reply[::2], reply[1::2], strict=True)]
+        if reply and isinstance(reply[0], list):  # RESP3: [member, score] pairs
+            return [(m, float(sc)) for m, sc in reply]
+        return [(m, float(sc)) for m, sc in zip(reply[::2], reply[1::2], strict=True)]
     return reply
 
 
@@ -230,13 +222,8 @@ def read_entries(
 
 def _other_types(client: redis.Redis, batch: int) -> Iterator[tuple[str, list[bytes]]]:
     """Keys whose TYPE is none of :data:`TYPES` (streams, module types), by TYPE."""
+    reader = Reader(client)
     for keys in scan_keys(client, None, batch):
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.type(key)
-        with kv_errors(client, "TYPE", key_text(keys[0])):
-            types = pipe.execute()
-        for key, rtype in zip(keys, types, strict=True):
-            name = rtype.decode()
+        for key, name in zip(keys, reader.types(keys), strict=True):
             if name not in TYPES and name != "none":
                 yield name, [key]

@@ -1,9 +1,9 @@
 """Step 1 of the comparison pass: the keyspace read once, by reader processes.
 
-The parent walks the keyspace (typed SCAN: key names only) and hands each batch
-of names to one of the readers in turn. A reader reads the batch's values
-(MGET, one read-only Lua call per batch of containers), classifies every key,
-splits each mapped entry by record bucket
+The parent walks the keyspace (one plain SCAN: key names only) and hands each
+batch of names to one of the readers in turn. A reader asks the batch's TYPEs,
+reads its values (MGET, then one native read per container key, the batch's
+sent at once), classifies every key, splits each mapped entry by record bucket
 (:func:`~phasegate.parity.buckets.split`) and spills it to its own file per work
 bucket (or only where it is, when memos are expected to answer:
 :attr:`~phasegate.parity.spill.Folder.reread`). Reading values, parsing replies
