@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import pytest
 import redis
 
+from phasegate import keyspace
 from phasegate.inventory import take_inventory
 from phasegate.keyspace import Reader
 from phasegate.mappings import MAPPINGS, TYPE_IDS
@@ -85,12 +86,15 @@ def test_a_failing_decoder_fails_the_inventory_without_hanging(
         take_inventory(seeded_kv)
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["hiredis-reader", "read_response"])
 def test_a_key_whose_type_changed_since_it_was_listed_is_skipped_and_the_reads_go_on(
-    scratch_kv_client: redis.Redis,
+    scratch_kv_client: redis.Redis, monkeypatch: pytest.MonkeyPatch, fast: bool
 ) -> None:
     """One command per key in one write: a key that is no longer a list answers
     WRONGTYPE in its place, which skips that key alone; the replies after it are
-    still each key's own, and the connection serves the next batch."""
+    still each key's own, and the connection serves the next batch. Both ways of
+    taking the replies."""
+    monkeypatch.setattr(keyspace, "FAST_REPLIES", fast)
     kv = scratch_kv_client
     kv.rpush("thread:al:bo", b"m1", b"m2")
     kv.set("thread:al:cy", b"now a string")
@@ -101,4 +105,8 @@ def test_a_key_whose_type_changed_since_it_was_listed_is_skipped_and_the_reads_g
     assert reader.types(keys) == ["list", "string", "none", "list"]
     assert reader.read("list", keys) == [[b"m1", b"m2"], None, [], [b"m3"]]
     assert reader.read("hash", [b"unread:bo"]) == [{b"al": b"2"}]
+    many = [f"list:{i}".encode() for i in range(3000)]  # replies over several socket reads
+    for key in many:
+        kv.rpush(key, key * 20)
+    assert reader.read("list", many) == [[key * 20] for key in many]
     assert kv.ping()
