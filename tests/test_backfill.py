@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -18,12 +18,14 @@ from rich.console import Console
 from fixtures.stores import ANCHOR_MS
 from phasegate import schema
 from phasegate.backfill import BackfillBlockedError, backfill
+from phasegate.backfill_load import BatchRefusedError
 from phasegate.commands import backfill_with_progress
 from phasegate.errors import ServerError
 from phasegate.fk import add_foreign_keys
 from phasegate.inventory import take_inventory
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.postgres import read_records
+from phasegate.parity.workers import Workers
 from phasegate.seed.generator import generate
 from phasegate.servers import Sandbox, scratch_database
 from phasegate.stores import connect_pg
@@ -276,20 +278,24 @@ def test_no_progress_bar_is_drawn_before_the_schema_is_found_missing(
     assert "reading KV" not in screen.getvalue()
 
 
+def _workers_running(script: str) -> Callable[[list[tuple[object, ...]]], Workers]:
+    """Load workers that run ``script`` (their job pickled on stdin) instead."""
+    return lambda jobs: Workers(jobs, command=[sys.executable, "-c", script])
+
+
 def test_workers_that_fail_while_buckets_load_fail_the_run_and_it_resumes(
     seeded_kv: redis.Redis, schema_pg: PgConn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The loader waits on the workers' files: a worker's error is raised, not waited
     on forever, and so is workers ending without every work bucket; the run stays
     open, and the next one resumes it to a complete load."""
-
-    def failing(_jobs: object) -> list[object]:
-        raise RuntimeError("comparison worker failed (1): boom")
-
-    monkeypatch.setattr("phasegate.backfill_load.run_jobs", failing)
-    with pytest.raises(RuntimeError, match="boom"):
+    failing = "import sys; sys.stdin.buffer.read(); sys.exit('boom')"
+    monkeypatch.setattr("phasegate.backfill_load.start_jobs", _workers_running(failing))
+    with pytest.raises(RuntimeError, match=r"worker failed \(1\): boom"):
         backfill(seeded_kv, schema_pg)
-    monkeypatch.setattr("phasegate.backfill_load.run_jobs", lambda _jobs: [])
+    nothing = "import pickle, sys; sys.stdin.buffer.read()"
+    nothing += "; sys.stdout.buffer.write(pickle.dumps(('ok', {})))"
+    monkeypatch.setattr("phasegate.backfill_load.start_jobs", _workers_running(nothing))
     with pytest.raises(RuntimeError, match=r"ended without work buckets \[0, 1, "):
         backfill(seeded_kv, schema_pg)
     monkeypatch.undo()
@@ -298,3 +304,36 @@ def test_workers_that_fail_while_buckets_load_fail_the_run_and_it_resumes(
     inventory = take_inventory(seeded_kv)
     for type_id, result in resumed.types.items():
         assert result.inserted == inventory.types[type_id].records, type_id
+
+
+# A worker that has written work bucket 0 (rows Postgres refuses) and is still busy.
+_BUSY_AFTER_BUCKET_0 = """
+import json, pickle, sys, time
+_kind, folder, mine, types, *_ = pickle.load(sys.stdin.buffer)
+if 0 in mine:
+    for type_id in types:
+        folder.rows(type_id, 0).write_bytes(b"not\\ta\\trow\\n")
+    folder.rows_done(0).write_text(json.dumps(dict.fromkeys(types, 1)))
+time.sleep(300)
+"""
+
+
+def test_a_load_that_fails_stops_the_workers_instead_of_waiting_for_them(
+    seeded_kv: redis.Redis, schema_pg: PgConn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Postgres refuses the first work bucket while the workers are still decoding:
+    the error is raised at once and the workers are killed, not left to decode the
+    rest of a keyspace nobody will load (they would sleep 300 s here). The error
+    names the type, the batch and the row's key."""
+    started: list[Workers] = []
+
+    def start(jobs: list[tuple[object, ...]]) -> Workers:
+        started.append(_workers_running(_BUSY_AFTER_BUCKET_0)(jobs))
+        return started[-1]
+
+    monkeypatch.setattr("phasegate.backfill_load.start_jobs", start)
+    refused = r"Postgres refused batch 0 of users, row users\(handle=not\)"
+    with pytest.raises(BatchRefusedError, match=refused):
+        backfill(seeded_kv, schema_pg, types=["users"])
+    (workers,) = started
+    assert [proc.returncode for proc in workers.procs] == [-signal.SIGKILL] * len(workers.procs)

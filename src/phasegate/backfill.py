@@ -58,16 +58,11 @@ from phasegate.findings import Finding
 from phasegate.findings_table import store_findings
 from phasegate.mappings import MAPPINGS, TYPE_IDS
 from phasegate.parity.buckets import WHOLE
-from phasegate.parity.compare import (
-    Scope,
-    read_both,
-    run_jobs,
-    spill_folder,
-    work_buckets_for,
-)
+from phasegate.parity.compare import Scope, read_both, spill_folder, work_buckets_for
 from phasegate.parity.judge import run_job
 from phasegate.parity.memo import memos_for
 from phasegate.parity.tally import KeyspaceFacts
+from phasegate.parity.workers import run_jobs
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,9 @@ from phasegate.errors import PhasegateError
 from phasegate.findings import Finding
 from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping, RecordKey
-from phasegate.parity.compare import run_jobs
 from phasegate.parity.judge import LoadPart
 from phasegate.parity.spill import Folder
+from phasegate.parity.workers import Workers
 
 EXAMPLES = 10  # changed rows shown per type
 POLL_S = 0.05  # how often the loader looks for a work bucket the workers finished
@@ -45,6 +45,29 @@ class BackfillBlockedError(PhasegateError):
             f"{exc.diag.constraint_name}: {detail}",
             hint="the foreign keys are already added: backfill users first, or run "
             "`phasegate fk add --create-missing-handles` for system accounts, then resume",
+        )
+
+
+class BatchRefusedError(PhasegateError):
+    """Postgres refused a batch for its data (a CHECK, NOT NULL or type the rows break)."""
+
+    def __init__(self, mapping: Mapping, batch: int, text: bytes, exc: psycopg.Error) -> None:
+        row = ""
+        line = re.search(r"\bline (\d+)", exc.diag.context or "")
+        lines = text.split(b"\n")
+        if line and 0 < int(line.group(1)) <= len(lines):
+            fields = lines[int(line.group(1)) - 1].split(b"\t")
+            named = [
+                f"{c}={fields[i].decode(errors='backslashreplace')}"
+                for i, c in enumerate(mapping.column_names)
+                if c in mapping.key_columns and i < len(fields)
+            ]
+            row = f", row {mapping.table}({', '.join(named)})"
+        super().__init__(
+            f"Postgres refused batch {batch} of {mapping.type_id}{row} (earlier batches are "
+            f"committed): {exc.diag.message_primary or str(exc).strip()}",
+            hint="a constraint or column type of the table differs from what the mapping "
+            "writes: compare the table with `phasegate schema apply`'s, then resume",
         )
 
 
@@ -145,17 +168,18 @@ def load_as_decoded(
 ) -> dict[str, LoadPart]:
     """Load each work bucket's rows as soon as its worker has written them, while the
     workers decode the rest (no foreign key between the tables orders the types).
-    Until the last bucket, each type's total is estimated from the buckets seen."""
-    with ThreadPoolExecutor(max_workers=1) as side:
-        running = side.submit(run_jobs, jobs)
+    Until the last bucket, each type's total is estimated from the buckets seen. A
+    load that fails stops the workers at once (they are not waited on to decode
+    the rest)."""
+    with start_jobs(jobs) as workers:
         buckets = folder.work
         waiting = set(range(buckets))
         seen = dict.fromkeys(loads, 0)
         while waiting:
             ready = sorted(w for w in waiting if folder.rows_done(w).exists())
             if not ready:
-                if running.done():
-                    running.result()  # a worker's error, raised here as it was there
+                if workers.done():
+                    workers.results()  # a worker's error, raised here as it was there
                     raise RuntimeError(
                         f"the backfill's workers ended without work buckets {sorted(waiting)}"
                     )
@@ -171,7 +195,12 @@ def load_as_decoded(
             for w in ready:
                 for type_id, load in loads.items():
                     load.file(folder.rows(type_id, w), batch_rows)
-        return gather(running.result(), loads)
+        return gather(workers.results(), loads)
+
+
+def start_jobs(jobs: list[tuple[Any, ...]]) -> Workers:
+    """The workers of the load jobs (a seam for tests)."""
+    return Workers(jobs)
 
 
 @dataclass
@@ -230,6 +259,8 @@ class Load:
             return False  # someone wrote these keys meanwhile: merge instead
         except psycopg.errors.ForeignKeyViolation as exc:
             raise BackfillBlockedError(mapping.type_id, index, exc) from None
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            raise BatchRefusedError(mapping, index, text, exc) from None
         return True
 
     def _merge(self, index: int, digest: str, text: bytes, lines: int) -> tuple[int, int, int]:
@@ -240,6 +271,8 @@ class Load:
                 self._checkpoint(index, digest, counts)
         except psycopg.errors.ForeignKeyViolation as exc:
             raise BackfillBlockedError(self.mapping.type_id, index, exc) from None
+        except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+            raise BatchRefusedError(self.mapping, index, text, exc) from None
         return counts
 
     def _merge_batch(self, text: bytes) -> tuple[int, int]:

@@ -25,13 +25,9 @@ difference costs the fetch of its bucket.
 
 from __future__ import annotations
 
-import pickle
-import subprocess
-import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import redis
@@ -41,11 +37,12 @@ from phasegate.mappings.base import Mapping
 from phasegate.parity.buckets import WHOLE, Share, row_bucket
 from phasegate.parity.decode import RECENT, PgDigests, Scope, in_sample
 from phasegate.parity.digest import DIGEST_BUCKETS, differing, digest_query, rows_query
-from phasegate.parity.judge import answer, run_job
+from phasegate.parity.judge import run_job
 from phasegate.parity.memo import Memos, memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import Folder, Spill, work_buckets
 from phasegate.parity.tally import Comparison, KeyspaceFacts, TypeComparison
+from phasegate.parity.workers import run_jobs
 from phasegate.servers.process import Workspace
 from phasegate.stores import DEFAULT_TIMEOUT_S, Watchdog, kv_errors, kv_params
 
@@ -177,23 +174,6 @@ def read_both(
         finally:
             pg_digests = pg_done.result()
     return facts, pg_digests
-
-
-def run_jobs(jobs: list[tuple[Any, ...]]) -> list[Any]:
-    """Each job in a child process of its own, all at once."""
-    with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-        return list(pool.map(_worker, jobs))
-
-
-def _worker(job: tuple[Any, ...]) -> Any:
-    """Run a job in a child process (a real second core, no shared GIL)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "phasegate.parity.compare_worker"],
-        input=pickle.dumps(job),
-        capture_output=True,
-        check=False,
-    )
-    return answer(done.returncode, done.stdout, done.stderr)
 
 
 def _pg_digests(
