@@ -25,6 +25,7 @@ from phasegate.parity.memo import STREAMED, item_hash, memos_for
 from phasegate.parity.read import read_kv
 from phasegate.parity.spill import read_chunks
 from phasegate.parity.tally import Comparison
+from phasegate.parity.workers import run_jobs
 from phasegate.servers import Sandbox
 from tests.test_compare import SCOPE
 
@@ -221,7 +222,7 @@ def test_a_key_edited_between_the_read_and_the_workers_read_makes_no_memo(
         def edit_then_run(
             jobs: list[tuple[object, ...]],
             edit: tuple[redis.Redis, bytes, bytes] = (m.kv, key, second),
-            run: Callable[[list[tuple[object, ...]]], list[object]] = compare_module.run_jobs,
+            run: Callable[[list[tuple[object, ...]]], list[object]] = run_jobs,
         ) -> list[object]:
             if jobs and jobs[0][0] == "digest":  # after the read, before the workers
                 edit[0].set(edit[1], edit[2])
