@@ -9,23 +9,11 @@ from pathlib import Path
 import pytest
 
 from phasegate import mappings
+from phasegate.mappings import MAPPINGS
 from phasegate.mappings.base import Mapping
 
 DOC = Path(__file__).parents[1] / "docs" / "data-model.md"
-BUILT_IN = [
-    m.MAPPING
-    for m in (
-        mappings.users,
-        mappings.messages,
-        mappings.board,
-        mappings.streaks,
-        mappings.achievements,
-        mappings.invites,
-        mappings.connections,
-        mappings.friends,
-        mappings.games,
-    )
-]
+BUILT_IN = [MAPPINGS[type_id] for type_id in mappings.BUILT_IN]
 
 
 def _section(type_id: str) -> str:

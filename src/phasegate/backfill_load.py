@@ -11,6 +11,7 @@ its worker has written it (``rows-<w>.done``), beside the decoding of the rest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -171,7 +172,7 @@ def load_as_decoded(
     Until the last bucket, each type's total is estimated from the buckets seen. A
     load that fails stops the workers at once (they are not waited on to decode
     the rest)."""
-    with start_jobs(jobs) as workers:
+    with contextlib.closing(start_jobs(jobs)) as workers:
         buckets = folder.work
         waiting = set(range(buckets))
         seen = dict.fromkeys(loads, 0)

@@ -58,6 +58,8 @@ MAPPINGS: dict[str, Mapping] = {
         games.MAPPING,
     )
 }
+# The /vibe types, before a user's own modules add theirs.
+BUILT_IN: tuple[str, ...] = tuple(MAPPINGS)
 # Stays in KV by design: never migrated, never flagged as unmapped.
 _VIBE_KV_ONLY: tuple[str, ...] = (
     "presence:*",
@@ -214,6 +216,7 @@ def variant_name(type_id: str, key: str) -> str:
 
 
 __all__ = [
+    "BUILT_IN",
     "EXTRA_MODULES",
     "EXTRA_TYPES",
     "KV_ONLY",

@@ -8,11 +8,11 @@ they are not left decoding the rest of a keyspace nobody will load.
 
 from __future__ import annotations
 
+import contextlib
 import pickle
 import subprocess
 import sys
 import tempfile
-from types import TracebackType
 from typing import IO, Any
 
 from phasegate.parity.judge import answer
@@ -21,14 +21,14 @@ WORKER = [sys.executable, "-m", "phasegate.parity.compare_worker"]
 
 
 class Workers:
-    """The jobs' processes; a context manager that kills any still running on exit."""
+    """The jobs' processes; ``close`` (as ``contextlib.closing``) kills any still running."""
 
     def __init__(self, jobs: list[tuple[Any, ...]], command: list[str] | None = None) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.files: list[tuple[IO[bytes], IO[bytes]]] = []
         try:
             for job in jobs:
-                out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by kill)
+                out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
                 err = tempfile.TemporaryFile()  # noqa: SIM115
                 self.files.append((out, err))
                 proc = subprocess.Popen(
@@ -42,19 +42,8 @@ class Workers:
                 except BrokenPipeError:
                     pass  # it ended before reading its job: its answer says why
         except BaseException:
-            self.kill()
+            self.close()
             raise
-
-    def __enter__(self) -> Workers:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.kill()
 
     def done(self) -> bool:
         """Whether every worker has ended (answered or failed)."""
@@ -70,11 +59,11 @@ class Workers:
             out.seek(0)
             err.seek(0)
             answers.append((proc.returncode, out.read(), err.read()))
-        self.kill()  # nothing left running: this only closes the files
+        self.close()
         return [answer(*each) for each in answers]
 
-    def kill(self) -> None:
-        """Stop every worker still running, and close the files of all."""
+    def close(self) -> None:
+        """Kill every worker still running, and close the files of all."""
         for proc in self.procs:
             if proc.poll() is None:
                 proc.kill()
@@ -88,5 +77,5 @@ class Workers:
 
 def run_jobs(jobs: list[tuple[Any, ...]]) -> list[Any]:
     """Each job in a child process of its own, all at once; their answers in order."""
-    with Workers(jobs) as workers:
+    with contextlib.closing(Workers(jobs)) as workers:
         return workers.results()
