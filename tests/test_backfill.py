@@ -280,7 +280,7 @@ def test_no_progress_bar_is_drawn_before_the_schema_is_found_missing(
 
 def _workers_running(script: str) -> Callable[[list[tuple[object, ...]]], Workers]:
     """Load workers that run ``script`` (their job pickled on stdin) instead."""
-    return lambda jobs: Workers(jobs, command=[sys.executable, "-c", script])
+    return lambda jobs: Workers(jobs, program=("code", script))
 
 
 def test_workers_that_fail_while_buckets_load_fail_the_run_and_it_resumes(

@@ -15,9 +15,8 @@ is raised in the parent as it was raised.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
-import subprocess
-import sys
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +27,7 @@ import redis
 from phasegate.inventory import classified_batch, key_finding
 from phasegate.keyspace import KvEntry, Reader, key_text, scan_keys
 from phasegate.mappings import MAPPINGS
+from phasegate.parity import forks
 from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
 from phasegate.parity.judge import answer
@@ -223,22 +223,30 @@ def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
 
 
 class _Reader:
-    """One reader process, fed batches on stdin; its answer on stdout."""
+    """One reader process (forked by :mod:`.forks`), fed batches on stdin; its
+    answer on stdout."""
 
     def __init__(self, job: tuple[Any, ...]) -> None:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "phasegate.parity.compare_worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.errors,
-        )
+        stdin_r, stdin_w = os.pipe()
+        stdout_r, stdout_w = os.pipe()
+        try:
+            self.proc = forks.start(forks.WORKER, stdin_r, stdout_w, self.errors.fileno())
+        except BaseException:
+            for fd in (stdin_w, stdout_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(stdin_r)
+            os.close(stdout_w)
+        self.stdin: IO[bytes] | None = open(stdin_w, "wb")  # noqa: SIM115 (closed by _close)
+        self.stdout: IO[bytes] | None = open(stdout_r, "rb")  # noqa: SIM115
         self.alive = self.send(job)
 
     def send(self, item: object) -> bool:
-        assert self.proc.stdin is not None
+        assert self.stdin is not None
         try:
-            pickle.dump(item, self.proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(item, self.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         except (BrokenPipeError, OSError):
             return False
         return True
@@ -246,18 +254,18 @@ class _Reader:
     def finish(self) -> KeyspaceFacts:
         """Close its input and take its answer (raising its error, if it had one)."""
         self.send(None)
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
+        assert self.stdin is not None
+        assert self.stdout is not None
         try:
             with contextlib.suppress(OSError):
-                self.proc.stdin.close()
-            out = self.proc.stdout.read()
-            self.proc.wait()
+                self.stdin.close()
+            out = self.stdout.read()
+            code = self.proc.wait()
             self.errors.seek(0)
             stderr = self.errors.read()
         finally:
             self._close()
-        result: KeyspaceFacts = answer(self.proc.returncode, out, stderr)
+        result: KeyspaceFacts = answer(code, out, stderr)
         return result
 
     def kill(self) -> None:
@@ -267,8 +275,9 @@ class _Reader:
         self._close()
 
     def _close(self) -> None:
-        for stream in (self.proc.stdin, self.proc.stdout):
+        for stream in (self.stdin, self.stdout):
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
+        self.stdin = self.stdout = None
         self.errors.close()

@@ -1,6 +1,6 @@
 """Worker processes for the digest, diff and load jobs: each job in a child of its
-own (:mod:`~phasegate.parity.compare_worker`), all started at once, so the second
-core works in parallel (threads would share one GIL).
+own (:mod:`~phasegate.parity.compare_worker`, forked by :mod:`.forks`), all started
+at once, so the second core works in parallel (threads would share one GIL).
 
 A caller that stops waiting (the backfill's load failed, Ctrl-C) kills them:
 they are not left decoding the rest of a keyspace nobody will load.
@@ -9,38 +9,34 @@ they are not left decoding the rest of a keyspace nobody will load.
 from __future__ import annotations
 
 import contextlib
+import os
 import pickle
-import subprocess
-import sys
 import tempfile
 from typing import IO, Any
 
+from phasegate.parity import forks
 from phasegate.parity.judge import answer
-
-WORKER = [sys.executable, "-m", "phasegate.parity.compare_worker"]
 
 
 class Workers:
     """The jobs' processes; ``close`` (as ``contextlib.closing``) kills any still running."""
 
-    def __init__(self, jobs: list[tuple[Any, ...]], command: list[str] | None = None) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
+    def __init__(self, jobs: list[tuple[Any, ...]], program: forks.Program = forks.WORKER) -> None:
+        self.procs: list[forks.Child] = []
         self.files: list[tuple[IO[bytes], IO[bytes]]] = []
         try:
             for job in jobs:
                 out = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close)
                 err = tempfile.TemporaryFile()  # noqa: SIM115
                 self.files.append((out, err))
-                proc = subprocess.Popen(
-                    command or WORKER, stdin=subprocess.PIPE, stdout=out, stderr=err
-                )
-                self.procs.append(proc)
-                assert proc.stdin is not None
+                read_end, write_end = os.pipe()
                 try:
-                    with proc.stdin:
-                        proc.stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
-                except BrokenPipeError:
-                    pass  # it ended before reading its job: its answer says why
+                    self.procs.append(forks.start(program, read_end, out.fileno(), err.fileno()))
+                finally:
+                    os.close(read_end)
+                # A child that ends before reading its job: its answer says why.
+                with contextlib.suppress(BrokenPipeError), open(write_end, "wb") as stdin:
+                    stdin.write(pickle.dumps(job, protocol=pickle.HIGHEST_PROTOCOL))
         except BaseException:
             self.close()
             raise
@@ -52,13 +48,12 @@ class Workers:
     def results(self) -> list[Any]:
         """Every worker's answer, in job order, once all have ended; the first
         worker's error is raised here as it was raised there."""
-        for proc in self.procs:
-            proc.wait()
+        codes = [proc.wait() for proc in self.procs]
         answers = []
-        for proc, (out, err) in zip(self.procs, self.files, strict=True):
+        for code, (out, err) in zip(codes, self.files, strict=True):
             out.seek(0)
             err.seek(0)
-            answers.append((proc.returncode, out.read(), err.read()))
+            answers.append((code, out.read(), err.read()))
         self.close()
         return [answer(*each) for each in answers]
 
