@@ -35,6 +35,7 @@ from phasegate import schema
 from phasegate.backfill import backfill
 from phasegate.keyspace import Reader, read_untyped, scan_keys
 from phasegate.mappings import MAPPINGS, TYPE_IDS
+from phasegate.parity import forks
 from phasegate.parity.compare import Scope, compare
 from phasegate.parity.postgres import AllowList
 from phasegate.seed.generator import generate
@@ -60,6 +61,13 @@ def _wal_bytes(conn: psycopg.Connection[Any], start: str, end: str) -> int:
     return int(float(str(row[0]))) if row else 0
 
 
+def _workers_peak_mb() -> float:
+    """The largest reader's or worker's peak RSS: they are the fork server's children
+    (it waited for them), so it counts once this step has waited for the server."""
+    forks.close_all()
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
 def step_backfill(kv_url: str, pg_url: str) -> dict[str, Any]:
     kv = connect_kv(kv_url)
     with connect_pg(pg_url) as pg:
@@ -78,7 +86,7 @@ def step_backfill(kv_url: str, pg_url: str) -> dict[str, Any]:
         "skipped": sum(r.skipped_rows for r in result.types.values()),
         "wal_bytes": wal,
         "peak_mb": _peak_mb(),
-        "workers_peak_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+        "workers_peak_mb": _workers_peak_mb(),
     }
 
 
@@ -124,7 +132,7 @@ def step_parity(kv_url: str, pg_url: str) -> dict[str, Any]:
     compared = sum(r.compared["full"] for r in results.values())
     failed = [e for r in results.values() for e in r.differences["full"].examples]
     differences = sum(r.differences["full"].count for r in results.values())
-    workers_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    workers_mb = _workers_peak_mb()
     return {
         "seconds": seconds,
         "records": compared,

@@ -153,7 +153,9 @@ def start(program: Program, stdin: int, stdout: int, stderr: int) -> Child:
 
 
 @atexit.register
-def _close_all() -> None:
+def close_all() -> None:
+    """End this process's fork servers (at exit; a benchmark step, to count its
+    children's peak memory: their servers waited for them, it waits for the servers)."""
     for each in [s for key, s in _SERVERS.items() if key[0] == os.getpid()]:
         each.close()
     _SERVERS.clear()
