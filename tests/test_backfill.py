@@ -336,4 +336,5 @@ def test_a_load_that_fails_stops_the_workers_instead_of_waiting_for_them(
     with pytest.raises(BatchRefusedError, match=refused):
         backfill(seeded_kv, schema_pg, types=["users"])
     (workers,) = started
-    assert [proc.returncode for proc in workers.procs] == [-signal.SIGKILL] * len(workers.procs)
+    codes = [worker.proc.returncode for worker in workers.workers]
+    assert codes == [-signal.SIGKILL] * len(workers.workers)

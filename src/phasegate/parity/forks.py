@@ -77,11 +77,7 @@ class Server:
                 raise ForkServerError(f"the fork server stopped: {exc}") from exc
 
     def _event(self, *, block: bool) -> tuple[bytes, int, int]:
-        self.sock.setblocking(block)
-        try:
-            data = self.sock.recv(_EVENT.size)
-        finally:
-            self.sock.setblocking(True)
+        data = self.sock.recv(_EVENT.size, 0 if block else socket.MSG_DONTWAIT)
         if not data:
             raise ForkServerError("the fork server ended")
         data += _exactly(self.sock, _EVENT.size - len(data))

@@ -14,10 +14,7 @@ is raised in the parent as it was raised.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
@@ -27,14 +24,13 @@ import redis
 from phasegate.inventory import classified_batch, key_finding
 from phasegate.keyspace import KvEntry, Reader, key_text, scan_keys
 from phasegate.mappings import MAPPINGS
-from phasegate.parity import forks
 from phasegate.parity.buckets import WHOLE, Share, split
 from phasegate.parity.digest import DIGEST_BUCKETS
-from phasegate.parity.judge import answer
 from phasegate.parity.memo import MASK, item_hash
 from phasegate.parity.routes import Route, RouteMemo
 from phasegate.parity.spill import Folder, Spill
 from phasegate.parity.tally import KeyspaceFacts, Tally
+from phasegate.parity.workers import Worker
 from phasegate.stores import kv_from_params, kv_params
 
 Batch = tuple[str, list[bytes]]
@@ -56,12 +52,11 @@ def read_kv(
     if folder.readers == 0 or params is None:
         batches = (("", keys) for keys in _counted(scan_keys(kv), on_keys))
         return spill_batches(kv, batches, types, folder, 0, share=share, hashing=hashing)
-    readers: list[_Reader] = []
+    readers: list[Worker] = []
     try:
-        readers = [
-            _Reader(("read", params, types, folder, r, share, hashing))
-            for r in range(folder.readers)
-        ]
+        for r in range(folder.readers):
+            readers.append(Worker())
+            readers[-1].send(("read", params, types, folder, r, share, hashing))
         # Plain SCAN (one pass, no TYPE filter): each reader asks the TYPEs of its batch.
         for i, keys in enumerate(_counted(scan_keys(kv), on_keys)):
             if not readers[i % len(readers)].send(("", keys)):
@@ -74,7 +69,8 @@ def read_kv(
     errors: list[Exception] = []
     for reader in readers:  # every reader finished, whatever one of them raised
         try:
-            facts.add(reader.finish())
+            reader.send(None)  # the end of its batches
+            facts.add(reader.answer())
         except Exception as exc:
             errors.append(exc)
     if errors:
@@ -220,64 +216,3 @@ def reader_main(job: tuple[Any, ...], stream: IO[bytes]) -> KeyspaceFacts:
         return spill_batches(client, batches(), types, folder, me, share=share, hashing=hashing)
     finally:
         client.close()
-
-
-class _Reader:
-    """One reader process (forked by :mod:`.forks`), fed batches on stdin; its
-    answer on stdout."""
-
-    def __init__(self, job: tuple[Any, ...]) -> None:
-        self.errors = tempfile.TemporaryFile()  # noqa: SIM115 (closed by finish)
-        stdin_r, stdin_w = os.pipe()
-        stdout_r, stdout_w = os.pipe()
-        try:
-            self.proc = forks.start(forks.WORKER, stdin_r, stdout_w, self.errors.fileno())
-        except BaseException:
-            for fd in (stdin_w, stdout_r):
-                os.close(fd)
-            raise
-        finally:
-            os.close(stdin_r)
-            os.close(stdout_w)
-        self.stdin: IO[bytes] | None = open(stdin_w, "wb")  # noqa: SIM115 (closed by _close)
-        self.stdout: IO[bytes] | None = open(stdout_r, "rb")  # noqa: SIM115
-        self.alive = self.send(job)
-
-    def send(self, item: object) -> bool:
-        assert self.stdin is not None
-        try:
-            pickle.dump(item, self.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-        except (BrokenPipeError, OSError):
-            return False
-        return True
-
-    def finish(self) -> KeyspaceFacts:
-        """Close its input and take its answer (raising its error, if it had one)."""
-        self.send(None)
-        assert self.stdin is not None
-        assert self.stdout is not None
-        try:
-            with contextlib.suppress(OSError):
-                self.stdin.close()
-            out = self.stdout.read()
-            code = self.proc.wait()
-            self.errors.seek(0)
-            stderr = self.errors.read()
-        finally:
-            self._close()
-        result: KeyspaceFacts = answer(code, out, stderr)
-        return result
-
-    def kill(self) -> None:
-        """Stop it at once (the parent failed: its error is the one raised)."""
-        self.proc.kill()
-        self.proc.wait()
-        self._close()
-
-    def _close(self) -> None:
-        for stream in (self.stdin, self.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-        self.stdin = self.stdout = None
-        self.errors.close()
